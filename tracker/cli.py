@@ -1,0 +1,101 @@
+"""The `tracker` console script: a thin argparse layer over the library.
+
+Each subcommand lives in ``tracker/commands/<name>.py`` with two functions:
+``add_arguments(parser)`` and ``main(args, settings) -> int``. Command modules import only the
+standard library at module level, so ``tracker --help`` stays fast on a Pi Zero; the work (and
+the heavy imports: aiohttp, authlib, sqlite) happens inside ``main``.
+
+Exit codes: 0 ok, 1 runtime failure (a TrackerError), 2 usage or configuration error,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from tracker import __version__
+from tracker.errors import ConfigError, TrackerError
+
+# name → one-line description; the module is tracker.commands.<name with - as _>.
+COMMANDS: dict[str, str] = {
+    "run": "Run the tracker service: GPS → sampler → durable outbox → Map My Tracks.",
+    "demo": "Ride a recorded track against the local emulator, end to end, with no hardware.",
+    "login": "Log in to Map My Tracks (OAuth 2) and store the tokens safely.",
+    "logout": "Revoke the stored tokens at the server and delete them.",
+    "status": "Show login state and, when the service runs, fix, activity and upload state.",
+    "start": "Ask the running service to start a new activity.",
+    "stop": "Ask the running service to stop the current activity.",
+    "emulator": "Run the local Map My Tracks API v3 emulator (OAuth, faults, a track page).",
+    "fixes": "Parse an NMEA log and print one fix per line (gpsd TPV names with --json).",
+    "simplify": "Thin an NMEA log or GPX track with the sampler and print the kept points.",
+    "export": "Write a recorded activity from the outbox as a GPX file.",
+}
+
+
+def _command_module(name: str) -> ModuleType:
+    return importlib.import_module(f"tracker.commands.{name.replace('-', '_')}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tracker",
+        description="Live GPS tracker for a Raspberry Pi, streaming to Map My Tracks.",
+        epilog="Run `tracker COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"tracker {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, summary in COMMANDS.items():
+        cmd = sub.add_parser(name, help=summary, description=summary)
+        common = cmd.add_argument_group("common options")
+        common.add_argument(
+            "--config", metavar="PATH", help="config file (default: $TRACKER_CONFIG, "
+            "/etc/tracker/config.toml, then the user config dir)",
+        )
+        common.add_argument(
+            "--log-level", choices=("debug", "info", "warning", "error"),
+            help="override [log] level",
+        )
+        common.add_argument(
+            "--log-json", action="store_true", default=None,
+            help="log JSON lines (what journald wants) instead of plain text",
+        )
+        _command_module(name).add_arguments(cmd)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    from tracker.config import load_settings
+    from tracker.logs import configure_logging, get_logger
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"tracker: config error: {line}", file=sys.stderr)
+        return 2
+    level = args.log_level or settings.log.level
+    configure_logging(level, json=bool(args.log_json or settings.log.json))
+    try:
+        return int(_command_module(args.command).main(args, settings))
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"tracker: config error: {line}", file=sys.stderr)
+        return exc.exit_code
+    except TrackerError as exc:
+        get_logger("cli").error(str(exc), error=type(exc).__name__)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
