@@ -25,3 +25,13 @@ def shared_file(*parts: str) -> Path:
     if not path.is_file():
         pytest.skip(f"recording {path} is not available")
     return path
+
+
+# Hypothesis: the same examples on every run (CI must be steady), no per-example deadline (the
+# machine is shared and slow examples are not failures), and the blob to reproduce a failure.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile(
+    "tracker", derandomize=True, deadline=None, print_blob=True, database=None
+)
+_hypothesis_settings.load_profile("tracker")
