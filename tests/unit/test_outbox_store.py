@@ -1,0 +1,243 @@
+"""The outbox on a real SQLite file: group commits, exact resume, watermarks, failing storage."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tracker.adapters.outbox import DB_NAME, Outbox, SamplerState, activity_with
+from tracker.core.activity import ActivityState
+from tracker.model import HeartRateSample, Point
+
+
+def pts(start: int, n: int) -> list[Point]:
+    return [
+        Point(t, 45.0 + t * 1e-4, 7.0 + t * 1e-4, float(t % 1000)) for t in range(start, start + n)
+    ]
+
+
+async def reopen(path: Path, **kw: float) -> Outbox:
+    box = Outbox(path, **kw)
+    await box.open()
+    return box
+
+
+async def test_points_and_sampler_state_commit_together_and_resume_exactly(tmp_path: Path) -> None:
+    box = await reopen(tmp_path)
+    rec = await box.create_activity("Ride 1")
+    box.stage(
+        rec.local_id, pts(100, 3), [HeartRateSample(100, 120)], SamplerState({"k": [1, 2]}, 102.5)
+    )
+    box.stage(rec.local_id, pts(103, 2), sampler=SamplerState({"k": [3]}, 104.0))
+    assert box.pending(rec.local_id, 10) == ([], [])  # staged is not durable yet: not sendable
+    commits = box.commits
+    await box.commit()
+    assert box.commits == commits + 1  # one transaction for the whole group
+    assert box.pending(rec.local_id, 10)[0] == pts(100, 5)
+    box.stage(rec.local_id, pts(105, 1))  # never committed: a SIGKILL would lose it
+    await box._run(box._close_sync)  # no final commit, like a crash
+    box._executor.shutdown()
+
+    again = await reopen(tmp_path)
+    (back,) = again.activities()
+    assert back.activity.title == "Ride 1"
+    assert back.activity.state is ActivityState.RECORDING
+    assert back.pending == pts(100, 5)
+    assert back.pending_hr == [HeartRateSample(100, 120)]
+    assert again.sampler_state(back.local_id) == SamplerState({"k": [3]}, 104.0)
+    await again.close()
+
+
+async def test_confirm_moves_the_watermark_durably(tmp_path: Path) -> None:
+    box = await reopen(tmp_path)
+    rec = await box.create_activity("A")
+    box.stage(rec.local_id, pts(0, 10), [HeartRateSample(t, 100 + t) for t in range(10)])
+    await box.commit()
+    batch, hr = box.pending(rec.local_id, 4)
+    assert [p.timestamp for p in batch] == [0, 1, 2, 3]
+    assert [s.timestamp for s in hr] == [0, 1, 2, 3]  # HR goes with the points of its seconds
+    await box.confirm(rec.local_id, batch, hr)
+    assert box.pending_count(rec.local_id) == 6
+    await box.close()
+    again = await reopen(tmp_path)
+    (back,) = again.activities()
+    assert [p.timestamp for p in back.pending] == list(range(4, 10))
+    assert [s.timestamp for s in back.pending_hr] == list(range(4, 10))
+    assert [p.timestamp for p in await again.all_points(back.local_id)] == list(range(10))
+    await again.close()
+
+
+async def test_titles_are_unique_and_persisted_before_use(tmp_path: Path) -> None:
+    box = await reopen(tmp_path)
+    rec = await box.create_activity("Same")
+    with pytest.raises(ValueError, match="already used"):
+        await box.create_activity("Same")
+    await box.update_activity(activity_with(rec, remote_id=77, state=ActivityState.STOPPING))
+    # Read the file with a second, independent connection: it is on disk already.
+    with contextlib.closing(sqlite3.connect(tmp_path / DB_NAME)) as db:
+        row = db.execute("SELECT title, remote_id, state FROM activities").fetchone()
+    assert row == ("Same", 77, "stopping")
+    mode = sqlite3.connect(tmp_path / DB_NAME).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    await box.close()
+
+
+async def test_storage_bound_full_keeps_running_from_memory_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    clock = [0.0]
+    box = Outbox(tmp_path, max_mb=0.3, retry_s=30, monotonic=lambda: clock[0])
+    await box.open()
+    rec = await box.create_activity("Long ride")
+    t = 0
+    while box.storage_error is None and t < 200_000:
+        box.stage(rec.local_id, pts(t, 500))
+        t += 500
+        await box.commit()
+    assert box.storage_error is not None
+    assert "no space left" in box.storage_error
+    # Everything recorded is still offered to the uplink, from memory.
+    assert box.pending_count(rec.local_id) == t
+    box.stage(rec.local_id, pts(t, 5))
+    await box.commit()  # before retry_s: stays in memory without touching the disk
+    assert box.pending_count(rec.local_id) == t + 5
+    # The uplink sends most of it; the confirmations free room, the retry writes the rest.
+    sent, _ = box.pending(rec.local_id, t - 600)
+    await box.confirm(rec.local_id, sent, [])
+    await box.close()
+    # What reached the disk before it filled is intact and readable.
+    with contextlib.closing(sqlite3.connect(tmp_path / DB_NAME)) as db:
+        stored = db.execute("SELECT COUNT(*) FROM points").fetchone()[0]
+    assert 0 < stored <= t
+
+
+def _can_mount() -> bool:
+    return (
+        os.geteuid() == 0
+        and subprocess.run(["mount", "--version"], capture_output=True, check=False).returncode == 0
+    )
+
+
+@contextlib.contextmanager
+def small_tmpfs(where: Path, size: str) -> Iterator[Path]:
+    where.mkdir()
+    if not _can_mount():
+        pytest.skip("mounting a small tmpfs needs root")
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        capture_output=True,
+        check=False,
+    ).returncode:
+        pytest.skip("this machine does not allow mounting a tmpfs")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+async def test_real_full_disk_on_a_small_tmpfs(tmp_path: Path) -> None:
+    with small_tmpfs(tmp_path / "tiny", "256k") as tiny:
+        box = Outbox(tiny, max_mb=50)
+        await box.open()
+        rec = await box.create_activity("Tiny disk")
+        t = 0
+        while box.storage_error is None and t < 100_000:
+            box.stage(rec.local_id, pts(t, 300))
+            t += 300
+            await box.commit()
+        assert box.storage_error is not None
+        assert "no space left" in box.storage_error
+        assert box.pending_count(rec.local_id) == t
+        await box.close()
+        with contextlib.closing(sqlite3.connect(tiny / DB_NAME)) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            assert db.execute("SELECT COUNT(*) FROM points").fetchone()[0] > 0
+
+
+@contextlib.contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    if os.geteuid() != 0:
+        path.chmod(0o555)
+        for f in path.iterdir():
+            f.chmod(0o444)
+        try:
+            yield
+        finally:
+            path.chmod(0o755)
+        return
+    if (
+        not _can_mount()
+        or subprocess.run(
+            ["mount", "--bind", str(path), str(path)], capture_output=True, check=False
+        ).returncode
+    ):
+        pytest.skip("cannot make a read-only directory here (root, no bind mount)")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(path)], check=True)
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+async def test_read_only_data_dir_salvages_stored_points(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    box = await reopen(data)
+    rec = await box.create_activity("Before")
+    box.stage(rec.local_id, pts(0, 7))
+    await box.commit()
+    await box.close()
+    with read_only(data):
+        ro = Outbox(data)
+        await ro.open()
+        assert ro.storage_error is not None
+        assert "read-only" in ro.storage_error or "cannot" in ro.storage_error
+        (back,) = ro.activities()
+        assert back.pending == pts(0, 7)  # still sendable
+        back.activity = activity_with(back)
+        ro.stage(back.local_id, pts(7, 3))
+        await ro.commit()
+        assert ro.pending_count() == 10
+        await ro.close()
+
+
+async def test_corrupt_database_is_reported_and_left_alone(tmp_path: Path) -> None:
+    garbage = b"this is not an sqlite database at all " * 200
+    (tmp_path / DB_NAME).write_bytes(garbage)
+    box = Outbox(tmp_path)
+    await box.open()
+    assert box.storage_error is not None
+    assert "corrupt" in box.storage_error
+    assert "move it aside" in box.storage_error
+    rec = await box.create_activity("From memory")
+    box.stage(rec.local_id, pts(0, 3))
+    await box.commit()
+    assert box.pending_count(rec.local_id) == 3
+    await box.close()
+    assert (tmp_path / DB_NAME).read_bytes() == garbage  # never overwritten
+
+
+async def test_prune_drops_old_finished_activities_only(tmp_path: Path) -> None:
+    now = [1_000_000.0]
+    box = Outbox(tmp_path, keep_days=1, wall_clock=lambda: now[0])
+    await box.open()
+    old = await box.create_activity("old")
+    box.stage(old.local_id, pts(0, 5))
+    await box.commit()
+    await box.confirm(old.local_id, pts(0, 5), [])
+    await box.update_activity(activity_with(old, state=ActivityState.STOPPED))
+    unsent = await box.create_activity("unsent")
+    box.stage(unsent.local_id, pts(0, 5))
+    await box.update_activity(activity_with(unsent, state=ActivityState.STOPPED))
+    now[0] += 2 * 86400
+    assert await box.prune() == 1
+    assert [r.activity.title for r in box.activities()] == ["unsent"]  # waiting points stay
+    await box.close()
+    again = await reopen(tmp_path)
+    assert [r.activity.title for r in again.activities()] == ["unsent"]
+    await again.close()
