@@ -1,0 +1,247 @@
+"""The uplink against the real emulator and the real API client, with a fake clock.
+
+Every rule of the uplink is checked on the server's side (what the emulator stored, how many
+requests of which kind, how many duplicate points) and on the clock's side (which pauses).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from tracker.adapters.api import build_gpx
+from tracker.adapters.outbox import Outbox, activity_with
+from tracker.adapters.uplink import Uplink
+from tracker.config import ActivitySettings, UplinkSettings
+from tracker.core.activity import ActivityState, Event
+from tracker.core.retry import RetryPolicy
+from tracker.model import HeartRateSample
+
+from .engine_support import T0, FakeSleep, emulator_and_client, ride
+
+UPLINK = UplinkSettings(
+    batch_interval_s=10, max_batch_points=10, max_backoff_s=60, drain_interval_s=1.0
+)
+
+
+async def make(tmp_path: Path, client: object, sleep: FakeSleep) -> tuple[Outbox, Uplink]:
+    box = Outbox(tmp_path / "data")
+    await box.open()
+    up = Uplink(
+        box,
+        client,
+        UPLINK,
+        ActivitySettings(),
+        build_gpx=build_gpx,  # type: ignore[arg-type]
+        policy=RetryPolicy(initial_s=1, max_s=60),
+        sleep=sleep,
+        rng=random.Random(1),
+    )
+    return box, up
+
+
+def count(emu: object, endpoint: str, outcome: str = "ok") -> int:
+    counts = emu.request_counts()  # type: ignore[attr-defined]
+    return int(counts.get(endpoint, {}).get(outcome, 0))
+
+
+async def test_batches_first_points_with_start_and_stop_after_the_last(tmp_path: Path) -> None:
+    sleep = FakeSleep()
+    async with emulator_and_client(tmp_path) as (emu, client):
+        box, up = await make(tmp_path, client, sleep)
+        rec = await box.create_activity("Ride streamed")
+        hr = [HeartRateSample(T0 + 1000 + i, 120 + i) for i in range(25)]
+        box.stage(rec.local_id, ride(1000, 25), hr)
+        await box.commit()
+        await up.step()  # startActivity with the first batch
+        (remote,) = emu.activities
+        assert remote.title == "Ride streamed"
+        assert len(remote.points) == 10
+        await box.update_activity(box.record(rec.local_id).activity.apply(Event.STOP))
+        await up.run_until_drained()
+        assert [p.timestamp for p in remote.points] == list(range(T0 + 1000, T0 + 1025))
+        assert [s.hr for s in remote.hr] == [120 + i for i in range(25)]
+        assert remote.state == "stopped"
+        assert remote.duplicates == 0
+        assert count(emu, "startActivity") == 1
+        assert count(emu, "updateActivity") == 2
+        assert count(emu, "stopActivity") == 1
+        assert box.record(rec.local_id).activity.state is ActivityState.STOPPED
+        assert box.pending_count() == 0
+        await box.close()
+
+
+async def test_lost_reply_on_start_lands_on_the_same_activity(tmp_path: Path) -> None:
+    sleep = FakeSleep()
+    async with emulator_and_client(tmp_path) as (emu, client):
+        box, up = await make(tmp_path, client, sleep)
+        rec = await box.create_activity("Lost start reply")
+        box.stage(rec.local_id, ride(0, 8))
+        await box.commit()
+        emu.set_faults(lost_reply_rate=1.0)
+        pause = await up.step()
+        assert up.status.state == "down"
+        assert pause > 0
+        assert box.record(rec.local_id).activity.remote_id is None
+        emu.set_faults(lost_reply_rate=0.0)
+        await up.step()
+        (remote,) = emu.activities  # the retried start found the same title
+        assert box.record(rec.local_id).activity.remote_id == remote.id
+        assert len(remote.points) == 8
+        assert remote.duplicates == 8  # exactly one batch repeated
+        await box.close()
+
+
+async def test_lost_update_reply_repeats_one_batch_at_most(tmp_path: Path) -> None:
+    sleep = FakeSleep()
+    async with emulator_and_client(tmp_path) as (emu, client):
+        box, up = await make(tmp_path, client, sleep)
+        rec = await box.create_activity("Lost update reply")
+        box.stage(rec.local_id, ride(0, 30))
+        await box.commit()
+        await up.step()
+        emu.set_faults(lost_reply_rate=1.0)
+        await up.step()
+        emu.set_faults(lost_reply_rate=0.0)
+        await up.run_until_drained()
+        (remote,) = emu.activities
+        assert len(remote.points) == 30
+        assert remote.duplicates == 10
+        await box.close()
+
+
+async def test_outage_backs_off_never_gives_up_then_drains_in_full_batches(
+    tmp_path: Path,
+) -> None:
+    sleep = FakeSleep()
+    async with emulator_and_client(tmp_path) as (emu, client):
+        box, up = await make(tmp_path, client, sleep)
+        rec = await box.create_activity("Outage")
+        box.stage(rec.local_id, ride(0, 5))
+        await box.commit()
+        await up.step()
+        emu.set_faults(down=True)
+        box.stage(rec.local_id, ride(5, 95))
+        await box.commit()
+        pauses = [await up.step() for _ in range(12)]
+        assert up.status.state == "down"
+        assert pauses[0] <= 1
+        assert max(pauses) <= 60
+        assert pauses[-1] >= 30  # grown to the cap's neighbourhood (jitter: 50 % at most)
+        assert all(b >= a * 0.5 for a, b in zip(pauses, pauses[1:], strict=False))
+        emu.set_faults(down=False)
+        updates_before = count(emu, "updateActivity")
+        sleep.sleeps.clear()
+        await up.run_until_drained()
+        (remote,) = emu.activities
+        assert [p.timestamp for p in remote.points] == list(range(T0, T0 + 100))
+        assert count(emu, "updateActivity") - updates_before == 10  # 95 points: full batches
+        assert remote.duplicates == 0
+        assert sleep.sleeps == [1.0] * 9  # a bounded rate: the drain pause between batches
+        await box.close()
+
+
+async def test_offline_ride_goes_up_as_one_gpx(tmp_path: Path) -> None:
+    sleep = FakeSleep()
+    async with emulator_and_client(tmp_path) as (emu, client):
+        box, up = await make(tmp_path, client, sleep)
+        emu.set_faults(down=True)
+        rec = await box.create_activity("Offline ride")
+        box.stage(rec.local_id, ride(0, 40, step_s=5))
+        await box.commit()
+        await up.step()
+        await box.update_activity(box.record(rec.local_id).activity.apply(Event.STOP))
+        await up.step()
+        emu.set_faults(down=False)
+        await up.run_until_drained()
+        (remote,) = emu.activities
+        assert remote.state == "uploaded"
+        assert [p.timestamp for p in remote.points] == list(range(T0, T0 + 200, 5))
+        assert count(emu, "uploadActivity") == 1
+        assert box.record(rec.local_id).activity.state is ActivityState.UPLOADED
+        await box.close()
+
+
+async def test_permanent_rejections_fall_back_to_gpx_upload(tmp_path: Path) -> None:
+    sleep = FakeSleep()
+    async with emulator_and_client(tmp_path) as (emu, client):
+        box, up = await make(tmp_path, client, sleep)
+        rec = await box.create_activity("Rejected")
+        box.stage(rec.local_id, ride(0, 10))
+        await box.commit()
+        await up.step()
+        (remote,) = emu.activities
+        await client.stop_activity(remote.id)  # closed behind our back: updates now get 403
+        box.stage(rec.local_id, ride(10, 10))
+        await box.commit()
+        for _ in range(3):
+            await up.step()
+        assert box.record(rec.local_id).activity.upload_only
+        box.stage(rec.local_id, ride(20, 5))
+        await box.commit()
+        await box.update_activity(box.record(rec.local_id).activity.apply(Event.STOP))
+        await up.run_until_drained()
+        uploaded = [a for a in emu.activities if a.state == "uploaded"]
+        assert len(uploaded) == 1
+        assert [p.timestamp for p in uploaded[0].points] == list(range(T0, T0 + 25))
+        await box.close()
+
+
+async def test_revoked_login_keeps_points_and_resumes_after_login(tmp_path: Path) -> None:
+    sleep = FakeSleep()
+    async with emulator_and_client(tmp_path) as (emu, client):
+        box, up = await make(tmp_path, client, sleep)
+        rec = await box.create_activity("Login lost")
+        box.stage(rec.local_id, ride(0, 5))
+        await box.commit()
+        await up.step()
+        stored = client.token_store.load_tokens()
+        assert stored is not None
+        await client.oauth.revoke(stored["refresh_token"], "refresh_token")
+        box.stage(rec.local_id, ride(5, 5))
+        await box.commit()
+        await up.step()
+        assert up.status.state == "login_needed"
+        assert box.pending_count(rec.local_id) == 5
+        client.token_store.save(emu.issue_tokens())  # `tracker login` in another process
+        await up.step()
+        assert up.status.state == "up"
+        (remote,) = emu.activities
+        assert len(remote.points) == 10
+        await box.close()
+
+
+async def test_token_expiry_mid_ride_is_invisible(tmp_path: Path) -> None:
+    sleep = FakeSleep()
+    async with emulator_and_client(tmp_path) as (emu, client):
+        box, up = await make(tmp_path, client, sleep)
+        rec = await box.create_activity("Expiry")
+        box.stage(rec.local_id, ride(0, 5))
+        await box.commit()
+        await up.step()
+        emu.advance_clock(10 * 86400)  # every access token is long expired now
+        box.stage(rec.local_id, ride(5, 5))
+        await box.commit()
+        await up.step()
+        assert up.status.state == "up"
+        (remote,) = emu.activities
+        assert len(remote.points) == 10
+        await box.close()
+
+
+@pytest.mark.parametrize("retry_after", [42.0])
+async def test_retry_after_is_honoured(tmp_path: Path, retry_after: float) -> None:
+    from tracker.errors import RetryableApiError
+
+    sleep = FakeSleep()
+    async with emulator_and_client(tmp_path) as (_emu, client):
+        box, up = await make(tmp_path, client, sleep)
+        rec = await box.create_activity("Rate limited")
+        delay = await up._failed(
+            box.record(rec.local_id), RetryableApiError("429", status=429, retry_after=retry_after)
+        )
+        assert delay == retry_after
+        await box.close()
+    _ = activity_with
