@@ -142,6 +142,8 @@ class ButtonSettings:
     hold_time_s: float = _opt(3.0, min=0.5, max=30.0)
     bounce_time_s: float = _opt(0.05, min=0.0, max=1.0)
     long_press: Literal["shutdown", "upload", "none"] = "shutdown"
+    # What "shutdown" runs after the outbox is flushed; only ever run under the systemd service.
+    shutdown_command: tuple[str, ...] = _opt(("systemctl", "poweroff"))
 
 
 @dataclass(frozen=True)
