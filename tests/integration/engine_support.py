@@ -1,4 +1,4 @@
-"""Shared pieces of the engine tests: a fake clock for the uplink, a real emulator, a real client."""
+"""Shared pieces of the engine tests: a fake clock, a real emulator, a real API client."""
 
 from __future__ import annotations
 
