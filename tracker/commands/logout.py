@@ -1,16 +1,30 @@
-"""`tracker logout` (being built: see the issue that owns it)."""
+"""`tracker logout`: revoke the stored login at the server (RFC 7009) and delete the tokens.
+
+If the server cannot be reached the tokens are kept (so the revocation can be retried) unless
+``--forget`` is given.
+"""
 
 from __future__ import annotations
 
 import argparse
 
 from tracker.config import Settings
-from tracker.errors import TrackerError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No options yet."""
+    parser.add_argument(
+        "--forget", action="store_true",
+        help="delete the local tokens even when the server cannot be told to revoke them",
+    )  # fmt: skip
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
-    raise TrackerError("tracker logout is not built yet")
+    import asyncio
+
+    from tracker.adapters.login import logout
+    from tracker.adapters.tokens import TokenStore
+
+    store = TokenStore.in_dir(settings.storage.resolved_data_dir())
+    _was_logged_in, message = asyncio.run(logout(settings.api, store, forget=args.forget))
+    print(message[0].upper() + message[1:] + ".")
+    return 0

@@ -1,16 +1,115 @@
-"""`tracker status` (being built: see the issue that owns it)."""
+"""`tracker status [--json]`: is the tracker logged in, and (with the service running) what is
+it doing.
+
+The status is collected as a plain dict, one key per section, so the text and the ``--json``
+forms show the same facts and each part adds its own section:
+
+* ``login``: from the token file alone (works whether or not the service runs):
+  ``state`` (``logged_in`` | ``login_needed`` | ``logged_out``), the access token's expiry.
+* (the running service's fix, activity, upload and link state is added by the service part:
+  a collector appended to :data:`COLLECTORS`.)
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from tracker.config import Settings
-from tracker.errors import TrackerError
+
+Collector = Callable[[Settings], dict[str, Any]]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No options yet."""
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def login_status(settings: Settings, *, now: float | None = None) -> dict[str, Any]:
+    """The login section: from the token file only, no network."""
+    from tracker.adapters.oauth import MAX_CLOCK_SKEW_S, system_clock
+    from tracker.adapters.tokens import TokenStore
+    from tracker.errors import StorageError
+
+    store = TokenStore.in_dir(settings.storage.resolved_data_dir())
+    info: dict[str, Any] = {"token_file": str(store.path)}
+    try:
+        record = store.load()
+    except StorageError as exc:
+        return {**info, "state": "login_needed", "reason": str(exc)}
+    if record is None:
+        return {**info, "state": "logged_out", "reason": "not logged in: run `tracker login`"}
+    if record.get("state") != "logged_in":
+        reason = record.get("reason") or "the server refused the stored login"
+        return {**info, "state": "login_needed", "reason": f"{reason}: run `tracker login`"}
+    info["state"] = "logged_in"
+    info["token_expires_in"] = record.get("expires_in")
+    expires_at = record.get("expires_at")
+    now = system_clock() if now is None else now
+    left = None
+    if isinstance(expires_at, int | float) and now is not None:
+        expires_at = float(expires_at)
+        left = expires_at - now
+        lifetime = record.get("expires_in")
+        if isinstance(lifetime, int | float) and left > lifetime + MAX_CLOCK_SKEW_S:
+            left = None  # stored or read on a wrong clock: do not pretend to know
+    if left is None or not isinstance(expires_at, float):
+        info["token_expires_at"] = None
+        info["token_seconds_left"] = None
+    else:
+        info["token_expires_at"] = datetime.fromtimestamp(expires_at, UTC).isoformat(
+            timespec="seconds"
+        )
+        info["token_seconds_left"] = round(left)
+    return info
+
+
+# Each section of the status; the service part appends its own collector.
+COLLECTORS: dict[str, Collector] = {"login": login_status}
+
+
+def collect(settings: Settings) -> dict[str, Any]:
+    """Every section, as plain data (what ``--json`` prints)."""
+    return {name: collector(settings) for name, collector in COLLECTORS.items()}
+
+
+def render_login(info: dict[str, Any]) -> list[str]:
+    state = info.get("state")
+    if state == "logged_in":
+        left = info.get("token_seconds_left")
+        if left is None:
+            expiry = "expiry unknown (no trusted clock); it is renewed when the server asks"
+        elif left > 0:
+            expiry = f"expires {info['token_expires_at']} (in {_duration(left)}), renews itself"
+        else:
+            expiry = f"expired {info['token_expires_at']}; renewed on the next upload"
+        return ["login: logged in", f"  access token: {expiry}", f"  tokens: {info['token_file']}"]
+    return [f"login: {str(state).replace('_', ' ')}", f"  {info.get('reason', '')}"]
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    if seconds >= 60:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds} s"
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {"login": render_login}
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
-    raise TrackerError("tracker status is not built yet")
+    status = collect(settings)
+    status["collected_at"] = time.time()
+    if args.json:
+        print(json.dumps(status, sort_keys=True))
+        return 0
+    for name, section in status.items():
+        renderer = RENDERERS.get(name)
+        if renderer is not None:
+            print("\n".join(renderer(section)))
+    return 0
