@@ -292,6 +292,7 @@ class OAuthClient(OAuth2Client):  # type: ignore[misc]
         monotonic: Callable[[], float] = time.monotonic,
         leeway: float = DEFAULT_LEEWAY_S,
     ) -> None:
+        self.session = None  # authlib's __del__ deletes it, even when __init__ raised below
         self.endpoints = Endpoints.from_base(base_url)
         if not client_id or not client_secret:
             raise ConfigError(
@@ -514,6 +515,7 @@ class OAuthClient(OAuth2Client):  # type: ignore[misc]
             if not refresh_token:
                 self._login_needed("the stored login has no refresh token")
             _log.info("refreshing the access token", forced=forced)
+            token_module.checkpoint("refresh_starting")
             try:
                 await self.refresh_token(self.endpoints.token, refresh_token=refresh_token)
             except OAuth2Error as exc:

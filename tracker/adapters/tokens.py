@@ -51,7 +51,8 @@ _TOKEN_KEYS: Final = ("access_token", "refresh_token", "token_type", "expires_in
 _log = get_logger("tokens")
 
 # Test hook for the crash-safety tests: called with the name of each step of a save
-# ("temp_written", "renamed", "dir_synced") and by the OAuth client with "reply_received".
+# ("temp_written", "renamed", "dir_synced") and by the OAuth client with "refresh_starting"
+# (lock held, request not sent) and "reply_received" (the server has rotated).
 # A test subprocess sets it to a function that SIGKILLs the process at one chosen step.
 crash_hook: Callable[[str], None] | None = None
 
