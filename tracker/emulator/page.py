@@ -8,15 +8,18 @@ activity is live, so a demo ride can be watched as it arrives.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
 
-from tracker.emulator.store import Activity
+from tracker.emulator.store import Activity, StoredPoint
 
 TRACK_COLOUR = "#dc143c"  # crimson: the browser test looks for these pixels
 HR_COLOUR = "#1f5fbf"
+START_COLOUR = "#2a9d3a"
+EARTH_RADIUS_M = 6_371_008.8
 TRACK_BOX = (640, 400)
 HR_BOX = (640, 120)
 PAD = 12
@@ -59,6 +62,31 @@ def hr_polyline(activity: Activity, width: int, height: int, pad: int = PAD) -> 
     )
 
 
+def track_length_m(points: Sequence[StoredPoint]) -> float:
+    """Summed great-circle distance (haversine) along the stored points."""
+    total = 0.0
+    for a, b in itertools.pairwise(points):
+        p1, p2 = math.radians(a.lat), math.radians(b.lat)
+        dp, dl = p2 - p1, math.radians(b.lon - a.lon)
+        h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+        total += 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+    return total
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _requests_line(activity: Activity) -> str:
+    if not activity.requests:
+        return ""
+    items = ", ".join(
+        f"{escape(endpoint)} {escape(outcome)} ×{n}"
+        for (endpoint, outcome), n in sorted(activity.requests.items())
+    )
+    return f"<p class='requests'>Requests: {items}</p>"
+
+
 def _when(ts: int | None) -> str:
     if ts is None:
         return "—"
@@ -75,8 +103,12 @@ def _activity_html(activity: Activity) -> str:
         f"<h2>{escape(activity.title or '(untitled)')} <small>#{activity.id} · "
         f"<span class='state {activity.state}'>{activity.state}</span> · "
         f"{escape(activity.activity_type or 'no type')} · {escape(activity.status)}</small></h2>",
-        f"<p>{len(activity.points)} points, {activity.duplicates} duplicates, "
-        f"{len(activity.hr)} heart-rate samples · {_when(first)} → {_when(last)}</p>",
+        f"<p>{_plural(len(activity.points), 'point')}, "
+        f"{track_length_m(activity.points) / 1000:.2f} km, "
+        f"{_plural(activity.duplicates, 'duplicate')}, "
+        f"{_plural(len(activity.hr), 'heart-rate sample')} · "
+        f"{_when(first)} → {_when(last)}</p>",
+        _requests_line(activity),
         f"<svg class='track' width='{w}' height='{h}' viewBox='0 0 {w} {h}' "
         "xmlns='http://www.w3.org/2000/svg'>"
         f"<rect x='0' y='0' width='{w}' height='{h}' fill='#f4f4ee' stroke='#ccc'/>",
@@ -86,7 +118,9 @@ def _activity_html(activity: Activity) -> str:
             f"<polyline points='{track}' fill='none' stroke='{TRACK_COLOUR}' stroke-width='4' "
             "stroke-linejoin='round' stroke-linecap='round'/>"
         )
+        start = track.split(" ", 1)[0].split(",")
         end = track.rsplit(" ", 1)[-1].split(",")
+        parts.append(f"<circle cx='{start[0]}' cy='{start[1]}' r='5' fill='{START_COLOUR}'/>")
         parts.append(f"<circle cx='{end[0]}' cy='{end[1]}' r='6' fill='{TRACK_COLOUR}'/>")
     parts.append("</svg>")
     if activity.hr:
@@ -105,8 +139,8 @@ def _activity_html(activity: Activity) -> str:
     return "".join(parts)
 
 
-def render_page(activities: Sequence[Activity]) -> str:
-    """The whole page; newest activity first."""
+def render_page(activities: Sequence[Activity], faults: str = "") -> str:
+    """The whole page; newest activity first. ``faults``: a one-line summary of active faults."""
     live = any(a.state == "live" for a in activities)
     refresh = f"<meta http-equiv='refresh' content='{REFRESH_S}'>" if live else ""
     body = "".join(_activity_html(a) for a in sorted(activities, key=lambda a: -a.id))
@@ -119,5 +153,6 @@ def render_page(activities: Sequence[Activity]) -> str:
         "h2 small{font-weight:normal;color:#555}.state.live{color:#080}"
         "section{margin-bottom:2em}</style></head><body>"
         "<h1>Map My Tracks emulator</h1>"
+        f"<p class='faults'>Faults: {escape(faults or 'none')}</p>"
         f"{body}</body></html>"
     )

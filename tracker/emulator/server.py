@@ -544,8 +544,12 @@ class Emulator:
     async def page(self, request: web.Request) -> web.StreamResponse:
         from tracker.emulator.page import render_page
 
+        active = ", ".join(
+            f"{k}={v}" for k, v in self.faults.as_dict().items() if v not in (None, 0, 0.0, False)
+        )
         return web.Response(
-            text=render_page(list(self.store.activities.values())), content_type="text/html"
+            text=render_page(list(self.store.activities.values()), active),
+            content_type="text/html",
         )
 
     async def root(self, request: web.Request) -> web.StreamResponse:
