@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -57,3 +57,11 @@ def ride(start: int, n: int, step_s: int = 1) -> list[Point]:
         Point(T0 + start + i * step_s, round(45.0 + i * 1e-4, 6), round(7.0 + i * 1e-4, 6), 200.0)
         for i in range(n)
     ]
+
+
+async def until(predicate: Callable[[], bool], limit_s: float = 30.0) -> None:
+    """Poll a condition of a real running system (a server, a subprocess, a task) that offers
+    no event to wait on; the limit is only a safety net, never a timed assertion."""
+    async with asyncio.timeout(limit_s):
+        while not predicate():  # noqa: ASYNC110 - nothing to await: state of another party
+            await asyncio.sleep(0.02)

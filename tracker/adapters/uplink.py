@@ -202,8 +202,14 @@ class Uplink:
         if a.needs_upload:
             await self._upload(rec)
             return False
-        if a.remote_id is None and a.state is ActivityState.STOPPING and not a.upload_only:
-            # Stopped before the server ever heard of it: one GPX upload beats start+N+stop.
+        if (
+            a.remote_id is None
+            and a.state is ActivityState.STOPPING
+            and not a.upload_only
+            and rec.requests > 0
+        ):
+            # Recorded offline: every start failed until the ride stopped. One GPX upload
+            # beats start + N updates + stop once the link is back.
             log.info("activity was recorded offline; uploading it as GPX", title=a.title)
             await self.outbox.update_activity(activity_with(rec, upload_only=True))
             await self._upload(self.outbox.record(a.local_id))

@@ -6,12 +6,12 @@ import argparse
 import json
 
 from tracker.config import Settings
-from tracker.errors import TrackerError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--print-config", action="store_true",
+        "--print-config",
+        action="store_true",
         help="print the effective settings (secrets masked) as JSON and exit",
     )
 
@@ -21,4 +21,9 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         print(f"# settings from: {settings.source or 'built-in defaults (no config file)'}")
         print(json.dumps(settings.to_dict(mask_secrets=True), indent=2))
         return 0
-    raise TrackerError("tracker run is not built yet")
+    import asyncio
+
+    from tracker.app import Service
+
+    asyncio.run(Service(settings).run())
+    return 0

@@ -1,0 +1,155 @@
+"""The whole service in one process: a real recorded ride through the real parser, filters,
+sampler, SQLite outbox, uplink and API client, into the real emulator; start/stop/status over the
+real control socket."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from tracker.adapters.api import MapMyTracksClient
+from tracker.adapters.control_socket import send_command
+from tracker.adapters.gps import open_fix_stream
+from tracker.adapters.tokens import TokenStore
+from tracker.app import Service
+from tracker.config import Settings
+from tracker.core.geo import haversine_m
+from tracker.emulator.runner import EmulatorHandle, running_emulator
+from tracker.model import Fix
+
+from ..conftest import shared_file
+from .engine_support import until
+
+TRACK = ("tracks", "ROB__gx.to.gavres.nmea")
+
+
+def engine_settings(data_dir: Path, emu: EmulatorHandle, **gps: Any) -> Settings:
+    s = Settings()
+    s = s.replace("storage", data_dir=str(data_dir))
+    s = s.replace(
+        "api",
+        base_url=emu.base_url,
+        client_id=emu.client_id,
+        client_secret=emu.client_secret,
+        timeout_s=5.0,
+    )
+    s = s.replace("uplink", batch_interval_s=0.05, drain_interval_s=0.0, max_batch_points=100)
+    s = s.replace("gpio", pin_factory="none")
+    if gps:
+        s = s.replace("gps", **gps)
+    return s
+
+
+def sed_misses(fixes: list[Fix], points: list[Any], bound_m: float) -> list[tuple[float, float]]:
+    """Fixes farther than bound_m from the track interpolated in time between kept points."""
+    pts = sorted(points, key=lambda p: p.timestamp)
+    misses = []
+    j = 0
+    for f in fixes:
+        while j + 1 < len(pts) and pts[j + 1].timestamp <= f.unix:
+            j += 1
+        a = pts[j]
+        b = pts[j + 1] if j + 1 < len(pts) else a
+        if f.unix <= a.timestamp or b is a:
+            lat, lon = a.lat, a.lon
+        else:
+            r = (f.unix - a.timestamp) / (b.timestamp - a.timestamp)
+            lat, lon = a.lat + r * (b.lat - a.lat), a.lon + r * (b.lon - a.lon)
+        d = haversine_m(f.lat, f.lon, lat, lon)
+        if d > bound_m:
+            misses.append((f.unix, d))
+    return misses
+
+
+@asynccontextmanager
+async def service_with(
+    tmp_path: Path, settings_for: Callable[[EmulatorHandle], Settings], **kw: Any
+) -> AsyncIterator[tuple[EmulatorHandle, Service]]:
+    async with running_emulator() as emu:
+        settings = settings_for(emu)
+        store = TokenStore.in_dir(settings.storage.resolved_data_dir())
+        store.save(emu.issue_tokens())
+        svc = Service(
+            settings,
+            handle_signals=False,
+            client_factory=lambda: MapMyTracksClient(settings.api, store),
+            **kw,
+        )
+        task = asyncio.create_task(svc.run())
+        try:
+            await asyncio.wait_for(svc.wait_ready(), 10)
+            yield emu, svc
+        finally:
+            svc.stop()
+            await asyncio.wait_for(task, 20)
+
+
+async def test_a_recorded_ride_streams_end_to_end_within_the_error_bound(tmp_path: Path) -> None:
+    log = shared_file(*TRACK)
+    data = tmp_path / "data"
+
+    def settings_for(emu: EmulatorHandle) -> Settings:
+        s = engine_settings(data, emu, source="replay", replay_file=str(log), replay_speed=0.0)
+        return s.replace("activity", autostart=True)
+
+    async with service_with(tmp_path, settings_for) as (emu, svc):
+        await until(
+            lambda: bool(emu.activities) and emu.activities[0].state == "stopped", limit_s=60
+        )
+        (remote,) = emu.activities
+        # The reference: the same file through the same parser and filters.
+        ref = [f async for f in open_fix_stream(svc.settings.gps, svc.settings.filters)]
+        assert svc.counters.fixes == len(ref)
+        assert len(ref) > 3000
+        assert remote.duplicates == 0
+        assert 10 < len(remote.points) < len(ref) / 5  # thinned hard, yet…
+        assert sed_misses(ref, remote.points, 10.0 + 0.2) == []  # …within the bound
+        status = svc.status()
+        assert status["activity"]["state"] == "stopped"
+        assert status["points_waiting"] == 0
+
+
+async def test_control_socket_starts_stops_and_reports(tmp_path: Path) -> None:
+    log = shared_file(*TRACK)
+    data = tmp_path / "data"
+    gate = asyncio.Event()
+
+    async def gated_stream() -> AsyncIterator[Fix]:
+        s = Settings().replace("gps", source="replay", replay_file=str(log), replay_speed=0.0)
+        n = 0
+        async for fix in open_fix_stream(s.gps, s.filters):
+            n += 1
+            if n == 200:
+                await gate.wait()  # hold the ride until the test has started the activity
+            yield fix
+        await asyncio.Event().wait()  # a receiver that stays on: the test stops the ride
+
+    def settings_for(emu: EmulatorHandle) -> Settings:
+        return engine_settings(data, emu)
+
+    async with service_with(tmp_path, settings_for, fix_stream=gated_stream) as (emu, svc):
+        await until(lambda: svc.counters.fixes >= 199)
+        reply = await asyncio.to_thread(send_command, data, "status")
+        assert reply["ok"] is True
+        assert reply["status"]["recording"] is False
+        assert reply["status"]["gps"]["has_fix"] is True
+        started = await asyncio.to_thread(send_command, data, "start")
+        assert started["started"] is True
+        again = await asyncio.to_thread(send_command, data, "start")
+        assert again["started"] is False  # one activity at a time
+        gate.set()
+        await until(lambda: svc.counters.fixes_recorded > 1000)
+        stopped = await asyncio.to_thread(send_command, data, "stop")
+        assert stopped["stopped"] is True
+        await until(lambda: bool(emu.activities) and emu.activities[0].state == "stopped")
+        reply = await asyncio.to_thread(send_command, data, "status")
+        st = reply["status"]
+        assert st["activity"]["title"] == started["activity"]
+        assert st["activity"]["remote_id"] == emu.activities[0].id
+        assert st["uplink"]["link"] in ("up", "idle")
+        assert st["uplink"]["last_success"] is not None
+        assert st["login"]["state"] == "logged_in"
+        assert (data / "tracker.sock").stat().st_mode & 0o777 == 0o600
