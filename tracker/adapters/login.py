@@ -28,9 +28,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 from aiohttp import web
-from authlib.oauth2.base import OAuth2Error
 
-from tracker.adapters.oauth import OAuthClient, WallClock, system_clock
+from tracker.adapters.oauth import OAuthClient, TokenRefusedError, WallClock, system_clock
 from tracker.adapters.tokens import TokenStore
 from tracker.config import ApiSettings
 from tracker.errors import ApiError, AuthError, TrackerError
@@ -217,8 +216,8 @@ async def login(
                 token = await oauth.fetch_token(
                     oauth.endpoints.token, authorization_response=returned, state=state
                 )
-            except OAuth2Error as exc:
-                code = str(exc.error or "error")
+            except TokenRefusedError as exc:
+                code = exc.error
                 raise AuthError(
                     f"the server refused the authorization code ({code}); run `tracker login` "
                     "again" + (" and check [api] client_id/client_secret"

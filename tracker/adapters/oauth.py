@@ -243,6 +243,14 @@ async def send(
         raise RetryableApiError(f"{what}: network error: {exc.strerror or 'failed'}") from None
 
 
+class TokenRefusedError(AuthError):
+    """The token endpoint answered with an RFC 6749 §5.2 error (``error`` holds its code)."""
+
+    def __init__(self, error: str, message: str) -> None:
+        super().__init__(message)
+        self.error = error
+
+
 # -- token lifetime ----------------------------------------------------------------------------
 
 
@@ -388,9 +396,12 @@ class OAuthClient(OAuth2Client):  # type: ignore[misc]
         previous = self.token
         try:
             token = self.parse_response_token(reply)  # authlib: JSON, §5.2 errors; sets .token
-        except OAuth2Error:
+        except OAuth2Error as exc:
             self.token_auth.set_token(previous)
-            raise
+            code = scrub(str(exc.error or "unknown_error"))[:60]
+            raise TokenRefusedError(
+                code, f"the token endpoint refused the request ({code}, HTTP {reply.status_code})"
+            ) from None
         except ValueError:
             self.token_auth.set_token(previous)
             raise RetryableApiError(
@@ -518,8 +529,8 @@ class OAuthClient(OAuth2Client):  # type: ignore[misc]
             token_module.checkpoint("refresh_starting")
             try:
                 await self.refresh_token(self.endpoints.token, refresh_token=refresh_token)
-            except OAuth2Error as exc:
-                self._token_endpoint_refused(exc)
+            except TokenRefusedError as exc:
+                self._token_endpoint_refused(exc.error)
             self.refresh_count += 1
             _log.info("access token refreshed", token_expires_in=self.lifetime.expires_in)
         finally:
@@ -539,8 +550,7 @@ class OAuthClient(OAuth2Client):  # type: ignore[misc]
                 raise RetryableApiError("another tracker process holds the token lock")
             await asyncio.sleep(LOCK_POLL_S)
 
-    def _token_endpoint_refused(self, exc: OAuth2Error) -> None:
-        code = str(exc.error or "unknown_error")
+    def _token_endpoint_refused(self, code: str) -> None:
         if code == "invalid_grant":
             self._login_needed("the server refused the stored login (invalid_grant)")
         if code in ("invalid_client", "unauthorized_client"):
@@ -548,7 +558,7 @@ class OAuthClient(OAuth2Client):  # type: ignore[misc]
                 f"the server refused this installation's client credentials ({code}): "
                 "check [api] client_id and client_secret"
             ) from None
-        raise AuthError(f"the token endpoint refused the refresh ({scrub(code)})") from None
+        raise TokenRefusedError(code, f"the token endpoint refused the refresh ({code})")
 
     def _login_needed(self, reason: str) -> None:
         self.login_needed = True
