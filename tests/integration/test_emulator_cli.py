@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import aiohttp
@@ -96,6 +98,45 @@ async def test_process_announces_serves_and_keeps_state_across_restarts(tmp_path
     finally:
         code, err = stop(proc, signal.SIGINT)
     assert code == 0, err
+
+
+async def test_state_is_autosaved_so_sigkill_loses_nothing_accepted(tmp_path: Path):
+    state = tmp_path / "state.json"
+    proc, info = spawn("--auto-approve", "--state-file", str(state))
+    try:
+        tokens = await login(info["base_url"], info["client_id"], info["client_secret"])
+        activity_id = await start_activity(info["base_url"], tokens["access_token"], "Killed")
+        # Safety-net polling only: the autosave runs within about a second of the change.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if state.exists() and str(activity_id) in state.read_text():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("state file was not autosaved")
+    finally:
+        proc.kill()
+        proc.communicate()
+    proc, info = spawn("--state-file", str(state))
+    try:
+        async with aiohttp.ClientSession() as http, \
+                http.get(info["inspect_url"] + "activities") as r:
+            [activity] = await r.json()
+        assert (activity["id"], activity["title"]) == (activity_id, "Killed")
+    finally:
+        assert stop(proc)[0] == 0
+
+
+def test_damaged_state_file_is_one_clear_error(tmp_path: Path):
+    state = tmp_path / "state.json"
+    state.write_text("{not json")
+    result = subprocess.run(
+        [sys.executable, "-m", "tracker", "emulator", "--port", "0", "--state-file", str(state)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 1
+    assert "cannot be loaded" in result.stderr
+    assert result.stdout == ""
 
 
 async def test_custom_credentials_and_faults_from_the_command_line():

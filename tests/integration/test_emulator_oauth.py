@@ -258,3 +258,52 @@ async def test_unsupported_grant_type(emu, http):
                          data={"grant_type": "password", "username": "x"}) as r:
         assert r.status == 400
         assert (await r.json())["error"] == "unsupported_grant_type"
+
+
+async def test_no_token_code_or_secret_reaches_the_log(http):
+    import io
+    import logging
+
+    from tracker.logs import configure_logging
+
+    stream = io.StringIO()
+    configure_logging("debug", json=True, stream=stream)
+    root = logging.getLogger()
+    old_level = root.level
+    root.setLevel(logging.DEBUG)  # the worst case: every library's debug lines too
+    try:
+        async with running_emulator(client_secret="very-secret-value-42") as emu:
+            creds = basic(secret="very-secret-value-42")
+            code = await get_code(http, emu)
+            status, token = await exchange(http, emu, code, headers=creds)
+            assert status == 200
+            form = {"grant_type": "refresh_token", "refresh_token": token["refresh_token"]}
+            async with http.post(emu.token_url, data=form, headers=creds) as r:
+                fresh = await r.json()
+            await exchange(http, emu, code, headers=creds)  # reuse: logged, grant revoked
+            await stop_status(http, emu, token["access_token"])  # 401, logged
+            emu.set_faults(lost_reply_rate=1.0)
+            with pytest.raises((aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)):
+                await stop_status(http, emu, fresh["access_token"])
+            emu.set_faults(lost_reply_rate=0.0)
+            await stop_status(http, emu, fresh["access_token"])
+    finally:
+        root.setLevel(old_level)
+        configure_logging("info")
+    text = stream.getvalue()
+    assert "token request rejected" in text
+    assert "authorization code used twice" in text
+    for secret in (code, token["access_token"], token["refresh_token"], fresh["access_token"],
+                   fresh["refresh_token"], "very-secret-value-42"):
+        assert secret not in text
+
+
+async def test_lost_reply_on_refresh_logs_the_client_out(emu, http):
+    """The contract's warning, reproduced: the rotation happened, the reply never came."""
+    _, token = await exchange(http, emu, await get_code(http, emu))
+    emu.set_faults(lost_reply_rate=1.0)
+    with pytest.raises((aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)):
+        await refresh(http, emu, token["refresh_token"])
+    emu.set_faults(lost_reply_rate=0.0)
+    status, body = await refresh(http, emu, token["refresh_token"])
+    assert (status, body["error"]) == (400, "invalid_grant")

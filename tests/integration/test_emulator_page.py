@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import shutil
 import struct
@@ -35,7 +36,8 @@ def decode_png(blob: bytes) -> tuple[int, int, int, bytes]:
         pos += 12 + length
         if kind == b"IHDR":
             width, height, depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", body)
-            assert depth == 8 and interlace == 0 and colour_type in (2, 6), (depth, colour_type)
+            assert (depth, interlace) == (8, 0), "only 8-bit non-interlaced PNGs"
+            assert colour_type in (2, 6), f"colour type {colour_type} is not RGB/RGBA"
             channels = 4 if colour_type == 6 else 3
         elif kind == b"IDAT":
             idat += body
@@ -101,9 +103,9 @@ async def add_live_activity(emu: EmulatorHandle, title: str = "Live loop") -> in
     form.add_field("status", "public")
     form.add_field("activity_type", "cycling")
     form.add_field("activity_title", title)
-    form.add_field("data", (
-        '{"loc":[{"lat":%s,"lon":%s,"ele":10.0,"timestamp":%d,"unix_timestamp":%d}]}'
-        % (first.lat, first.lon, first.timestamp, first.timestamp)))
+    form.add_field("data", json.dumps({"loc": [
+        {"lat": first.lat, "lon": first.lon, "ele": 10.0, "timestamp": first.timestamp,
+         "unix_timestamp": first.timestamp}]}))
     async with aiohttp.ClientSession() as http, http.post(
             f"{emu.base_url}/startActivity", data=form,
             headers={"Authorization": f"Bearer {token}"}) as r:

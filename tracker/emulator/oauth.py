@@ -25,6 +25,7 @@ collected fields to it. Nothing here blocks.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -44,6 +45,8 @@ from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6749.resource_protector import ResourceProtector
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
+
+from tracker.logs import register_secret
 
 Clock = Callable[[], float]
 
@@ -181,6 +184,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
     server: EmulatorAuthServer
 
     def save_authorization_code(self, code: str, request: EmulatorRequest) -> None:
+        register_secret(code)
         store = self.server
         store.codes[code] = AuthCode(
             code=code, client_id=request.client.client_id,
@@ -274,6 +278,11 @@ class EmulatorAuthServer(AuthorizationServer):  # type: ignore[misc]
         on_signal: Callable[..., None] | None = None,
     ) -> None:
         super().__init__()
+        # authlib's debug lines quote whole token dicts ("Issue token {...}"); keep them out.
+        authlib_log = logging.getLogger("authlib")
+        if authlib_log.level == logging.NOTSET or authlib_log.level < logging.INFO:
+            authlib_log.setLevel(logging.INFO)
+        register_secret(client.client_secret)
         self.client = client
         self.clock = clock
         self._token_ttl = token_ttl
@@ -329,6 +338,8 @@ class EmulatorAuthServer(AuthorizationServer):  # type: ignore[misc]
     # -- storage helpers --------------------------------------------------------------------------
 
     def add_token(self, record: TokenRecord) -> None:
+        register_secret(record.access_token)  # masked in any log line, whoever writes it
+        register_secret(record.refresh_token)
         record.clock = self.clock
         self.by_access[record.access_token] = record
         self.by_refresh[record.refresh_token] = record

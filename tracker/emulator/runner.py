@@ -7,6 +7,7 @@ and yields an :class:`EmulatorHandle`; ``tracker emulator`` uses :func:`serve_fo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -19,6 +20,7 @@ from tracker.emulator.faults import FaultSettings, faults_from
 from tracker.emulator.server import API_PREFIX, Emulator, Sleep
 from tracker.emulator.store import Activity
 
+AUTOSAVE_INTERVAL_S = 1.0
 DEMO_CLIENT_ID = "tracker-demo"
 DEMO_CLIENT_SECRET = "demo-secret-not-for-production"  # noqa: S105 - a published demo credential
 
@@ -119,14 +121,34 @@ async def running_emulator(
     )
     runner = web.AppRunner(emulator.make_app(), access_log=None, handle_signals=False)
     await runner.setup()
+    autosave: asyncio.Task[None] | None = None
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
         bound_port = _bound_port(runner, port)
+        if emulator.state_file is not None:
+            autosave = asyncio.create_task(_autosave(emulator), name="emulator-autosave")
         yield EmulatorHandle(emulator, host, bound_port)
     finally:
+        if autosave is not None:
+            autosave.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await autosave
         await runner.cleanup()
         emulator.save_state()
+
+
+async def _autosave(emulator: Emulator) -> None:
+    """Save the state file within a second of a change, so even a SIGKILL loses little."""
+    from tracker.logs import get_logger
+
+    while True:
+        await asyncio.sleep(AUTOSAVE_INTERVAL_S)
+        if emulator.dirty:
+            try:
+                emulator.save_state()
+            except OSError as exc:
+                get_logger("emulator").warning("state file not saved", error=str(exc))
 
 
 def _bound_port(runner: web.AppRunner, requested: int) -> int:

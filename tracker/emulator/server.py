@@ -44,6 +44,7 @@ from tracker.emulator.store import (
     parse_status,
 )
 from tracker.emulator.uploads import parse_upload
+from tracker.errors import TrackerError
 from tracker.logs import get_logger
 
 log = get_logger("emulator")
@@ -96,6 +97,7 @@ class Emulator:
             clock=self.now, token_ttl=self._token_ttl, on_signal=self._on_signal,
         )
         self.requests: Counter[tuple[str, str]] = Counter()
+        self.dirty = False  # something worth saving changed since the last save
         self.state_file = Path(state_file) if state_file else None
         if self.state_file and self.state_file.exists():
             self.load_state(self.state_file)
@@ -109,6 +111,7 @@ class Emulator:
     def advance_clock(self, seconds: float) -> None:
         """Move the emulator's clock forward (tokens expire without anyone sleeping)."""
         self.clock_offset += seconds
+        self.dirty = True
 
     def _token_ttl(self) -> int:
         return self.dice.settings.token_ttl or DEFAULT_TOKEN_TTL
@@ -152,15 +155,23 @@ class Emulator:
                 os.fsync(handle.fileno())
             os.chmod(tmp, 0o600)
             os.replace(tmp, path)
+            self.dirty = False
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
 
     def load_state(self, path: Path) -> None:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        self.store.load_json(raw.get("activities", {}))
-        self.auth.load_tokens(raw.get("tokens", []))
-        self.clock_offset = float(raw.get("clock_offset", 0.0))
+        """Load a state file written by :meth:`save_state`; a damaged one is a clear error."""
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            self.store.load_json(raw.get("activities", {}))
+            self.auth.load_tokens(raw.get("tokens", []))
+            self.clock_offset = float(raw.get("clock_offset", 0.0))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise TrackerError(
+                f"emulator state file {path} cannot be loaded ({type(exc).__name__}: {exc}); "
+                "move it away to start empty"
+            ) from exc
         log.info("state loaded", path=str(path), activities=len(self.store.activities))
 
     # -- the application --------------------------------------------------------------------------
@@ -318,6 +329,7 @@ class Emulator:
         grant_type = fields.get("grant_type", "?")
         outcome = "ok" if response.status == 200 else f"error_{response.status}"
         self.requests[(f"oauth/token:{grant_type}", outcome)] += 1
+        self.dirty = True
         if response.status != 200:
             log.info("token request rejected", grant_type=grant_type, status=response.status)
         response.headers["Cache-Control"] = "no-store"
@@ -332,6 +344,7 @@ class Emulator:
         assert isinstance(response, web.StreamResponse)
         outcome = "ok" if response.status == 200 else f"error_{response.status}"
         self.requests[("oauth/revoke", outcome)] += 1
+        self.dirty = True
         return response
 
     def _authenticate(self, request: web.Request, endpoint: str) -> TokenRecord | web.Response:
@@ -390,6 +403,7 @@ class Emulator:
             )
         self.requests[(endpoint, "ok")] += 1
         activity.count(endpoint, "ok")
+        self.dirty = True
         request[ACTIVITY_KEY] = activity
         return web.json_response({"function": endpoint, **reply})
 

@@ -53,6 +53,11 @@ def _second(moment: datetime) -> int:
 
 
 def _dedupe(points: list[StoredPoint]) -> tuple[StoredPoint, ...]:
+    for point in points:
+        if not (-90.0 <= point.lat <= 90.0 and -180.0 <= point.lon <= 180.0):
+            raise RejectedError(
+                f"track point {point.lat}, {point.lon} is out of range (±90, ±180)"
+            )
     points.sort(key=lambda p: p.timestamp)
     kept: list[StoredPoint] = []
     for point in points:
