@@ -1,16 +1,121 @@
-"""`tracker fixes` (being built: see the issue that owns it)."""
+"""`tracker fixes FILE [--json]`: parse an NMEA log, print one accepted fix per line.
+
+With ``--json`` each line is a gpsd-style TPV object (``time`` ISO 8601 UTC, ``mode``, ``lat``,
+``lon``, ``altMSL`` m, ``speed`` m/s, ``track`` deg, plus ``sats`` and ``hdop``). The summary
+(sentences, bad checksums, fixes, drops by reason) goes to stderr so stdout stays clean for
+pipes. ``--all`` also prints the epochs the filters dropped, with the reason.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import TYPE_CHECKING
 
 from tracker.config import Settings
-from tracker.errors import TrackerError
+from tracker.errors import ConfigError, GpsInputError
+
+if TYPE_CHECKING:
+    from tracker.model import Fix
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No options yet."""
+    parser.add_argument("file", metavar="FILE", help="NMEA log file ('-' for standard input)")
+    parser.add_argument("--json", action="store_true", help="one gpsd TPV JSON object per line")
+    parser.add_argument(
+        "--all", action="store_true", help="also print dropped epochs, with the drop reason"
+    )
+    parser.add_argument("--max-hdop", type=float, help="override [filters] max_hdop")
+    parser.add_argument("--max-speed", type=float, help="override [filters] max_speed_mps (m/s)")
+    parser.add_argument(
+        "--engine",
+        choices=("fast", "pynmea2"),
+        default="fast",
+        help="field parser: the fast path (default) or pynmea2 (the slower reference)",
+    )
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
-    raise TrackerError("tracker fixes is not built yet")
+    import json
+
+    from tracker.adapters.replay_source import iter_log_blocks
+    from tracker.core.filters import FixFilter
+    from tracker.nmea import FixDecoder
+    from tracker.nmea.tpv import fix_to_tpv
+
+    max_hdop = settings.filters.max_hdop if args.max_hdop is None else args.max_hdop
+    max_speed = settings.filters.max_speed_mps if args.max_speed is None else args.max_speed
+    if max_hdop < 0 or max_speed <= 0:
+        raise ConfigError("--max-hdop must be ≥ 0 and --max-speed > 0")
+    decoder = FixDecoder(engine=args.engine)
+    fix_filter = FixFilter(max_hdop, max_speed)
+    out = sys.stdout
+
+    def emit(fixes: list[Fix]) -> None:
+        lines = []
+        for fix in fixes:
+            reason = fix_filter.accept(fix)
+            if reason is not None and not args.all:
+                continue
+            if args.json:
+                tpv = fix_to_tpv(fix)
+                if reason is not None:
+                    tpv["drop"] = reason
+                lines.append(json.dumps(tpv, separators=(",", ":")))
+            else:
+                lines.append(_text(fix, reason))
+        if lines:
+            out.write("\n".join(lines) + "\n")
+
+    try:
+        blocks = _stdin_blocks() if args.file == "-" else iter_log_blocks(args.file)
+        for blob in blocks:
+            emit(decoder.feed(blob))
+        emit(decoder.flush())
+        out.flush()
+    except BrokenPipeError:  # `tracker fixes log | head`: the reader has seen enough
+        sys.stderr.close()
+        return 0
+    except IsADirectoryError:
+        raise GpsInputError(f"{args.file}: is a directory, not a log file") from None
+    stats = decoder.stats
+    drops = ", ".join(f"{k} {v}" for k, v in fix_filter.drops.items() if v) or "none"
+    print(
+        f"{args.file}: {stats.sentences} sentences ({stats.bad_checksum} bad checksums, "
+        f"{stats.garbage} garbage lines, {stats.skipped} not used), {stats.epochs} epochs, "
+        f"{stats.fixes} fixes, {fix_filter.accepted} accepted; dropped: {drops}"
+        + (f"; {stats.undated} fixes without a date" if stats.undated else "")
+        + (f"; {stats.rollover_corrected} dates corrected for GPS week rollover"
+           if stats.rollover_corrected else ""),
+        file=sys.stderr,
+    )  # fmt: skip
+    return 0
+
+
+def _stdin_blocks() -> list[bytes]:
+    data = sys.stdin.buffer.read()
+    return [b"\n".join(line for line in data.split(b"\n") if not line.startswith(b"#"))]
+
+
+def _text(fix: Fix, reason: str | None) -> str:
+    from tracker.model import FixMode
+
+    millis = round(fix.unix * 1000)
+    parts = [fix.time.strftime("%Y-%m-%dT%H:%M:%S") + f".{millis % 1000:03d}Z"]
+    if fix.mode >= FixMode.FIX_2D:
+        parts.append(f"{fix.lat:.6f} {fix.lon:.6f} {fix.mode.name.removeprefix('FIX_')}")
+    else:
+        parts.append("no fix")
+    if fix.alt_msl is not None:
+        parts.append(f"alt {fix.alt_msl:.1f} m")
+    if fix.speed_mps is not None:
+        parts.append(f"speed {fix.speed_mps:.2f} m/s")
+    if fix.course_deg is not None:
+        parts.append(f"track {fix.course_deg:.1f}°")
+    if fix.sats is not None:
+        parts.append(f"sats {fix.sats}")
+    if fix.hdop is not None:
+        parts.append(f"hdop {fix.hdop:.1f}")
+    if reason is not None:
+        parts.append(f"DROPPED {reason}")
+    return "  ".join(parts)
