@@ -517,8 +517,14 @@ class OAuthClient(OAuth2Client):  # type: ignore[misc]
         lock_fd = await self._take_file_lock()
         try:
             before = self.token.get("refresh_token")
-            if not self._unsaved and not self.load_from_store():
-                raise LoginNeededError(self.login_needed_reason)
+            if not self._unsaved:
+                try:
+                    logged_in = self.load_from_store()
+                except StorageError as exc:  # unreadable now: the pair in memory is still ours
+                    _log.warning("cannot re-read the token file before refreshing", error=str(exc))
+                    logged_in = True
+                if not logged_in:
+                    raise LoginNeededError(self.login_needed_reason)
             if self.token.get("refresh_token") != before and (forced or not self.needs_refresh()):
                 _log.info("using the login another tracker process refreshed")
                 return

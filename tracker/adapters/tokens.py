@@ -144,6 +144,8 @@ class TokenStore:
         except FileNotFoundError:
             return None
         except OSError as exc:
+            if quiet:
+                return None
             raise StorageError(f"{path}: cannot read the token file: {exc.strerror}") from None
         try:
             record = json.loads(text)
