@@ -320,3 +320,21 @@ async def test_upload_rejections(api, emu, fields, files, why):
     assert rejected(status, body, "uploadActivity"), (status, body)
     assert why in body["message"]
     assert emu.activities == []
+
+
+async def test_single_activity_inspection_and_reset(api, emu):
+    _, body = await api.start("Ride A", T0)
+    aid = body["activity_id"]
+    async with api.http.get(f"{emu.root_url}/_emulator/activities/{aid}") as r:
+        assert (await r.json())["title"] == "Ride A"
+    async with api.http.get(f"{emu.root_url}/_emulator/activities/1") as r:
+        assert r.status == 404
+    async with api.http.get(f"{emu.root_url}/_emulator/requests") as r:
+        assert (await r.json())["startActivity"] == {"ok": 1}
+    async with api.http.post(f"{emu.root_url}/_emulator/reset") as r:
+        assert r.status == 200
+    assert emu.activities == []
+    assert emu.request_counts() == {}
+    # Ids keep increasing after a reset: an old id never names a new activity.
+    _, again = await api.start("Ride A", T0)
+    assert again["activity_id"] > aid

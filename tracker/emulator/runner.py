@@ -88,6 +88,10 @@ class EmulatorHandle:
         """The same JSON as ``GET /_emulator/activities``."""
         return self.emulator.store.as_list()
 
+    def reset(self) -> None:
+        """Forget every activity and request count; tokens stay valid."""
+        self.emulator.reset()
+
     def request_counts(self) -> dict[str, dict[str, int]]:
         """Counts by endpoint and outcome (``GET /_emulator/requests``)."""
         return self.emulator.requests_json()

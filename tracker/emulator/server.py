@@ -188,6 +188,8 @@ class Emulator:
         app.router.add_get("/_emulator/", self.page)
         app.router.add_get("/_emulator", self.page)
         app.router.add_get("/_emulator/activities", self.inspect_activities)
+        app.router.add_get("/_emulator/activities/{activity_id:[0-9]+}", self.inspect_activity)
+        app.router.add_post("/_emulator/reset", self.post_reset)
         app.router.add_get("/_emulator/requests", self.inspect_requests)
         app.router.add_get("/_emulator/faults", self.get_faults)
         app.router.add_post("/_emulator/faults", self.post_faults)
@@ -523,6 +525,23 @@ class Emulator:
 
     async def inspect_activities(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self.store.as_list())
+
+    async def inspect_activity(self, request: web.Request) -> web.StreamResponse:
+        activity = self.store.get(int(request.match_info["activity_id"]))
+        if activity is None:
+            return web.json_response({"error": "no such activity"}, status=404)
+        return web.json_response(activity.as_dict())
+
+    def reset(self) -> None:
+        """Forget every activity and request count (tokens stay valid)."""
+        self.store.activities.clear()
+        self.requests.clear()
+        self.dirty = True
+
+    async def post_reset(self, request: web.Request) -> web.StreamResponse:
+        self.reset()
+        log.info("emulator reset: activities and counters cleared")
+        return web.json_response({"ok": 1})
 
     async def inspect_requests(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self.requests_json())
