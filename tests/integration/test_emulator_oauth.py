@@ -307,3 +307,19 @@ async def test_lost_reply_on_refresh_logs_the_client_out(emu, http):
     emu.set_faults(lost_reply_rate=0.0)
     status, body = await refresh(http, emu, token["refresh_token"])
     assert (status, body["error"]) == (400, "invalid_grant")
+
+
+async def test_repeated_authorize_parameter_is_refused(emu, http):
+    url = (f"{emu.authorize_url}?client_id={emu.client_id}&response_type=code"
+           f"&redirect_uri={REDIRECT}&state=a&state=b")
+    async with http.get(url, allow_redirects=False) as r:
+        assert r.status == 400
+        assert "state" in (await r.json())["error_description"]
+
+
+async def test_token_reply_is_not_cacheable(emu, http):
+    code = await get_code(http, emu)
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT}
+    async with http.post(emu.token_url, data=form, headers=basic()) as r:
+        assert r.status == 200
+        assert r.headers["Cache-Control"] == "no-store"

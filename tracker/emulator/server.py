@@ -259,6 +259,9 @@ class Emulator:
         return EmulatorRequest(request.method, str(request.url), request.headers, fields)
 
     async def _authorize_fields(self, request: web.Request) -> dict[str, str] | web.Response:
+        repeated = sorted({k for k in request.query if len(request.query.getall(k)) > 1})
+        if repeated:  # RFC 6749 §3.1: parameters must not be included more than once
+            return _oauth_error(400, "invalid_request", f"repeated parameter {repeated[0]}")
         fields = dict(request.query)
         if request.method == "POST":
             fields.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
@@ -328,6 +331,7 @@ class Emulator:
     async def token(self, request: web.Request) -> web.StreamResponse:
         fields = await self._form(request)
         response = self.auth.create_token_response(self._oauth_request(request, fields))
+        assert isinstance(response, web.StreamResponse)
         grant_type = fields.get("grant_type", "?")
         outcome = "ok" if response.status == 200 else f"error_{response.status}"
         self.requests[(f"oauth/token:{grant_type}", outcome)] += 1
@@ -335,7 +339,7 @@ class Emulator:
         if response.status != 200:
             log.info("token request rejected", grant_type=grant_type, status=response.status)
         response.headers["Cache-Control"] = "no-store"
-        assert isinstance(response, web.StreamResponse)
+        response.headers["Pragma"] = "no-cache"
         return response
 
     async def revoke(self, request: web.Request) -> web.StreamResponse:
