@@ -256,3 +256,14 @@ async def test_one_keep_alive_connection_is_reused(
         assert not session.closed
     assert len(created) == 1
     assert len(reused) == 5
+
+
+async def test_a_damaged_token_file_means_login_needed(
+    emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    store = TokenStore.in_dir(tmp_path)
+    store.path.write_text('{"version": 1, "state": "logged_in", "access_tok')
+    async with MapMyTracksClient(api_settings(emulator), store) as api:
+        assert api.login_needed
+        with pytest.raises(LoginNeededError, match="damaged"):
+            await api.stop_activity(1)

@@ -162,3 +162,14 @@ async def test_missing_client_credentials_is_a_config_error() -> None:
     async with aiohttp.ClientSession() as session:
         with pytest.raises(ConfigError, match="client_id and client_secret"):
             OAuthClient(session, base_url="https://x.org/api3", client_id="", client_secret="")
+
+
+def test_no_console_browser_on_a_headless_pi(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracker.adapters.login import graphical_session
+
+    monkeypatch.setattr("sys.platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert not graphical_session()
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert graphical_session()

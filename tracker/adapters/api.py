@@ -162,10 +162,11 @@ class MapMyTracksClient:
             monotonic=self._monotonic,
             leeway=self._leeway_s,
         )
-        self._oauth.load_from_store()
-        if self._oauth.login_needed:
+        if not self._oauth.load_from_store_or_login_needed():
             _log.warning(
-                "not logged in; uploads wait for `tracker login`", login_state="login_needed"
+                "not logged in; uploads wait for `tracker login`",
+                login_state="login_needed",
+                reason=self._oauth.login_needed_reason,
             )
         return self
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import threading
 import webbrowser
@@ -118,6 +119,15 @@ def _read_pasted_lines(
         return
 
 
+def graphical_session() -> bool:
+    """Whether a graphical browser can open here. Without one, :func:`webbrowser.open` would
+    start a console browser (w3m, lynx) in this terminal on a Debian Pi: print the address
+    instead."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def instructions(url: str, port: int, *, browser_opened: bool) -> str:
     lines = []
     if browser_opened:
@@ -184,9 +194,9 @@ async def login(
             wait = _Wait(state)
             wait_ref.append(wait)
             opened = False
-            if open_browser:
+            if open_browser and (browser is not webbrowser.open or graphical_session()):
                 with contextlib.suppress(Exception):
-                    opened = bool(browser(url))
+                    opened = bool(await asyncio.to_thread(browser, url))
             print(instructions(url, bound_port, browser_opened=opened), file=out, flush=True)
             _log.info("waiting for the login approval", port=bound_port)
             if paste_input is not None:

@@ -461,6 +461,15 @@ class OAuthClient(OAuth2Client):  # type: ignore[misc]
         self._adopt(record)
         return True
 
+    def load_from_store_or_login_needed(self) -> bool:
+        """:meth:`load_from_store`, with an unreadable or damaged file meaning "login needed"."""
+        try:
+            return self.load_from_store()
+        except StorageError as exc:
+            self.login_needed = True
+            self.login_needed_reason = f"{exc}"
+            return False
+
     def _adopt(self, record: Mapping[str, Any]) -> None:
         self.token_auth.set_token(
             {k: v for k, v in record.items() if k not in ("version", "state")}
@@ -497,7 +506,7 @@ class OAuthClient(OAuth2Client):  # type: ignore[misc]
     ) -> None:
         """Make sure the current access token is usable; refresh when it is (about to be)
         expired, or when ``failed_access_token`` (the one a 401 refused) is still current."""
-        if self.login_needed and not self.load_from_store():
+        if self.login_needed and not self.load_from_store_or_login_needed():
             raise LoginNeededError(self.login_needed_reason)
         if self._unsaved:
             self._persist()
