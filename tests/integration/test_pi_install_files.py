@@ -113,6 +113,8 @@ def test_unit_runs_the_tracker_as_asked() -> None:
     assert args.command == "run"
     assert args.log_json is True
     assert svc["StandardOutput"] == "journal"
+    # The long-press power-off is allowed only inside this unit (tracker/adapters/shutdown.py).
+    assert "TRACKER_SERVICE=1" in UNIT.read_text()
 
 
 def test_unit_is_hardened_and_only_the_data_dir_is_writable() -> None:

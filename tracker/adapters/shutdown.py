@@ -6,9 +6,11 @@ seconds at the end of a ride should instead get a clean stop: the engine's flush
 command (``[button] shutdown_command``, default ``systemctl poweroff``, allowed for the service
 user by ``hardware/50-tracker-poweroff.rules``) powers the Pi off.
 
-The command only runs when the tracker is the systemd service (systemd sets ``INVOCATION_ID``),
-so holding a simulated button in a demo or a test on a laptop never powers the laptop off; tests
-pass ``require_service=False`` and a harmless command.
+The command only runs when the tracker is *our* systemd service: ``hardware/tracker.service``
+sets ``TRACKER_SERVICE=1`` and systemd sets ``INVOCATION_ID``. Both are needed, so holding a
+simulated button in a demo or a test never powers the machine off, not even on a CI runner that
+is itself a systemd service (its children inherit ``INVOCATION_ID``). Tests pass
+``require_service=False`` and a harmless command.
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ class SafeShutdown:
         """The engine registers what must reach the disk before power goes."""
         self._flush = hook
 
+    @staticmethod
+    def is_tracker_service(env: Mapping[str, str]) -> bool:
+        """True inside hardware/tracker.service (see the module docstring)."""
+        return env.get("TRACKER_SERVICE") == "1" and bool(env.get("INVOCATION_ID"))
+
     @property
     def started(self) -> bool:
         return self._started
@@ -81,7 +88,7 @@ class SafeShutdown:
         if not self.command:
             log.warning("no shutdown command configured; nothing to run")
             return False
-        if self.require_service and not self._env.get("INVOCATION_ID"):
+        if self.require_service and not self.is_tracker_service(self._env):
             log.warning("not running as the systemd service: shutdown command skipped",
                         command=shown)
             return False
