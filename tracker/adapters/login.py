@@ -106,6 +106,15 @@ async def _start_callback_server(wait_ref: list[_Wait], port: int) -> tuple[web.
     return runner, int(bound)
 
 
+def _fail_wait_on_error(task: asyncio.Task[Any], wait: _Wait) -> None:
+    """A failing ``on_authorize_url`` helper ends the wait with its error instead of a hang."""
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None and not wait.future.done():
+        wait.future.set_exception(error)
+
+
 def _read_pasted_lines(
     stream: TextIO, loop: asyncio.AbstractEventLoop, deliver: Callable[[str], None]
 ) -> None:
@@ -213,15 +222,20 @@ async def login(
                     name="login-paste",
                     daemon=True,
                 ).start()
+            helper: asyncio.Task[Any] | None = None
             if on_authorize_url is not None:
                 result = on_authorize_url(url)
                 if asyncio.iscoroutine(result):
-                    asyncio.ensure_future(result)  # noqa: RUF006 - the future below waits on it
+                    helper = asyncio.ensure_future(result)
+                    helper.add_done_callback(lambda task: _fail_wait_on_error(task, wait))
             try:
                 async with asyncio.timeout(timeout_s):
                     returned = await wait.future
             except TimeoutError:
                 raise AuthError(f"no login approval within {timeout_s:g} s; try again") from None
+            finally:
+                if helper is not None and not helper.done():
+                    helper.cancel()
             try:
                 token = await oauth.fetch_token(
                     oauth.endpoints.token, authorization_response=returned, state=state
