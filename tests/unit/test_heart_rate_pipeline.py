@@ -263,3 +263,9 @@ def test_status_line_for_each_state() -> None:
         )
         == "heart rate: scanning (auto), no reading yet, last problem: scan failed: x"
     )
+
+
+def test_status_lines_for_the_status_command() -> None:
+    from tracker.core.heart_rate import heart_rate_status_lines
+
+    assert heart_rate_status_lines({"state": "disabled"}) == ["heart rate: disabled"]

@@ -446,3 +446,8 @@ def describe_heart_rate_status(status: Mapping[str, Any]) -> str:
     if status.get("last_error") and state != "connected":
         parts.append(f"last problem: {status['last_error']}")
     return ", ".join(parts)
+
+
+def heart_rate_status_lines(status: Mapping[str, Any]) -> list[str]:
+    """The ``heart_rate`` section of ``tracker status`` in the form its RENDERERS return."""
+    return [describe_heart_rate_status(status)]
