@@ -29,7 +29,6 @@ the number of candidates and fixes in one second) and JSON-serialisable for cras
 from __future__ import annotations
 
 import math
-from collections import deque
 from typing import Any
 
 from tracker.core.geo import LocalFrame
@@ -46,10 +45,23 @@ from tracker.model import Fix, Point
 SNAPSHOT_VERSION = 1
 ROUNDING_MARGIN_M = 0.08  # 6-decimal rounding: at most 0.0556 m north + 0.0556 m east
 PROJECTION_MARGIN = 0.003  # relative: local-plane scale error within a few km of the origin
-DEFAULT_CANDIDATES = 9
+# The search (docs/sampler.md): when a segment ends, candidate closing knots are the centre and
+# corners of its region of closing knots at its last whole second, plus a few at each of the two
+# whole seconds before; at most BEAM paths are followed at once.
+CANDIDATES_AT_END = 9
+EARLIER_ENDS = 2
+CANDIDATES_PER_EARLIER_END = 3
+BEAM = 9
 
 # A buffered fix: time (unix seconds), latitude, longitude, altitude or None.
 _Pend = tuple[float, float, float, float | None]
+
+
+def _quality(poly: Polygon | None) -> float:
+    """How much freedom a leaf has left: the area of its feasible velocities."""
+    if not poly:
+        return math.inf if poly is None else 0.0
+    return area(poly)
 
 
 def _r6(v: float) -> float:
@@ -60,8 +72,18 @@ def _r1(v: float | None) -> float | None:
     return None if v is None else round(v, 1)
 
 
+# An uncommitted knot: whole second, rounded latitude and longitude, elevation, and the time of
+# the first fix after it (which starts the delay clock of the knot after it).
+_Knot = tuple[int, float, float, float | None, float]
+
+
 class _Cone:
-    """One segment being grown from a fixed, already-rounded anchor knot."""
+    """One segment being grown from an already-rounded anchor knot (a leaf of the search).
+
+    ``chain`` holds the knots before the anchor that are not committed yet (the path of choices
+    that led here); ``committed`` says whether the anchor itself is. Their count is the leaf's
+    depth: how many points it has spent that are not sent yet.
+    """
 
     __slots__ = (
         "aele",
@@ -69,8 +91,12 @@ class _Cone:
         "alon",
         "ax",
         "ay",
+        "back",
+        "chain",
+        "committed",
         "ele",
         "first_t",
+        "hist",
         "int_ele",
         "int_poly",
         "int_t",
@@ -80,7 +106,15 @@ class _Cone:
     )
 
     def __init__(
-        self, ta: int, ax: float, ay: float, alat: float, alon: float, aele: float | None
+        self,
+        ta: int,
+        ax: float,
+        ay: float,
+        alat: float,
+        alon: float,
+        aele: float | None,
+        chain: tuple[_Knot, ...] = (),
+        committed: bool = True,
     ) -> None:
         self.ta = ta
         self.ax = ax
@@ -88,6 +122,8 @@ class _Cone:
         self.alat = alat
         self.alon = alon
         self.aele = aele
+        self.chain = chain
+        self.committed = committed
         self.poly: Polygon | None = None  # feasible velocities given every fix fed so far
         self.int_t = ta  # the latest whole second all of whose fixes are in int_poly ...
         self.int_poly: Polygon | None = None  # ... and the velocities feasible up to it
@@ -95,10 +131,36 @@ class _Cone:
         self.ele: float | None = aele
         self.pend: list[_Pend] = []  # fixes after int_t (at most one second of them)
         self.first_t: float | None = None
+        # Earlier whole seconds the segment could also end at: (second, polygon, elevation),
+        # and the fixes after the oldest of them (a few seconds: O(1)).
+        self.hist: list[tuple[int, Polygon | None, float | None]] = []
+        self.back: list[_Pend] = []
+
+    @property
+    def depth(self) -> int:
+        return len(self.chain) + (0 if self.committed else 1)
+
+    def knot(self) -> _Knot:
+        assert self.first_t is not None
+        return (self.ta, self.alat, self.alon, self.aele, self.first_t)
+
+    def root(self) -> _Knot | None:
+        """The oldest uncommitted knot on this leaf's path."""
+        if self.chain:
+            return self.chain[0]
+        return None if self.committed else self.knot()
+
+    def pop_root(self) -> None:
+        if self.chain:
+            self.chain = self.chain[1:]
+        else:
+            self.committed = True
 
     def copy(self) -> _Cone:
         """A copy safe to keep while this one is fed (polygons are never mutated in place)."""
-        c = _Cone(self.ta, self.ax, self.ay, self.alat, self.alon, self.aele)
+        c = _Cone(
+            self.ta, self.ax, self.ay, self.alat, self.alon, self.aele, self.chain, self.committed
+        )
         c.poly = self.poly
         c.int_t = self.int_t
         c.int_poly = self.int_poly
@@ -106,6 +168,8 @@ class _Cone:
         c.ele = self.ele
         c.pend = list(self.pend)
         c.first_t = self.first_t
+        c.hist = list(self.hist)
+        c.back = list(self.back)
         return c
 
     def to_json(self) -> list[Any]:
@@ -116,6 +180,8 @@ class _Cone:
             self.alat,
             self.alon,
             self.aele,
+            [list(k) for k in self.chain],
+            self.committed,
             self.poly,
             self.int_t,
             self.int_poly,
@@ -123,23 +189,37 @@ class _Cone:
             self.ele,
             [list(p) for p in self.pend],
             self.first_t,
+            [list(h) for h in self.hist],
+            [list(p) for p in self.back],
         ]
 
     @classmethod
-    def from_json(cls, data: list[Any]) -> _Cone:
-        c = cls(int(data[0]), data[1], data[2], data[3], data[4], data[5])
-        c.poly = data[6]
-        c.int_t = int(data[7])
-        c.int_poly = data[8]
-        c.int_ele = data[9]
-        c.ele = data[10]
-        c.pend = [(p[0], p[1], p[2], p[3]) for p in data[11]]
-        c.first_t = data[12]
+    def from_json(cls, d: list[Any]) -> _Cone:
+        chain = tuple((int(k[0]), k[1], k[2], k[3], k[4]) for k in d[6])
+        c = cls(int(d[0]), d[1], d[2], d[3], d[4], d[5], chain, bool(d[7]))
+        c.poly = d[8]
+        c.int_t = int(d[9])
+        c.int_poly = d[10]
+        c.int_ele = d[11]
+        c.ele = d[12]
+        c.pend = [(p[0], p[1], p[2], p[3]) for p in d[13]]
+        c.first_t = d[14]
+        c.hist = [(int(h[0]), h[1], h[2]) for h in d[15]]
+        c.back = [(p[0], p[1], p[2], p[3]) for p in d[16]]
         return c
 
 
 class _Unreachable(Exception):
     """A buffered fix could not be re-fed to any new segment: undo the fix that caused it."""
+
+
+def _scale_x(poly: Polygon | None, k: float) -> Polygon | None:
+    if poly is None:
+        return None
+    out = list(poly)
+    for i in range(0, len(out), 2):
+        out[i] *= k
+    return out
 
 
 class Sampler:
@@ -157,17 +237,19 @@ class Sampler:
         max_error_m: float = 10.0,
         max_delay_s: int = 60,
         *,
-        candidates: int = DEFAULT_CANDIDATES,
+        lookahead: bool = True,
     ) -> None:
         if not max_error_m > 0.2:
             raise ValueError("max_error_m must be more than 0.2 m (the rounding margin)")
         if int(max_delay_s) < 1:
             raise ValueError("max_delay_s must be at least 1 s")
-        if candidates < 1:
-            raise ValueError("candidates must be at least 1")
         self.max_error_m = float(max_error_m)
         self.max_delay_s = int(max_delay_s)
-        self.candidates = int(candidates)
+        # lookahead=False is greedy CISED-W (the centre of each region, no search): a baseline.
+        self.lookahead = bool(lookahead)
+        self._k_end = CANDIDATES_AT_END if lookahead else 1
+        self._shift = EARLIER_ENDS if lookahead else 0
+        self._beam = BEAM if lookahead else 1
         self._eps = self.max_error_m - ROUNDING_MARGIN_M - PROJECTION_MARGIN * self.max_error_m
         self.fixes_in = 0
         self.fixes_accepted = 0
@@ -175,12 +257,16 @@ class Sampler:
         self.skipped_invalid = 0
         self.skipped_unreachable = 0
         self.points_out = 0
+        # How each knot was settled (docs/sampler.md): every surviving path agreed on it, or
+        # the delay bound came first and the best path decided, or the ride ended.
+        self.knots_agreed = 0
+        self.knots_due = 0
+        self.knots_forced = 0  # due while nothing else was left to choose from
         self._last_t: float | None = None
         self._last_fix: _Pend | None = None
         self._frame: LocalFrame | None = None
-        self._grow: _Cone | None = None  # the segment growing from the last committed knot
-        self._cands: list[_Cone] = []  # or: candidate closing knots still being judged
-        self._cand_due: float | None = None  # deadline (fix time) of the candidates' knot
+        self._leaves: list[_Cone] = []
+        self._first_after: float | None = None  # first fix after the last committed knot
         self._out: list[Point] = []
 
     # ------------------------------------------------------------------ feeding
@@ -205,23 +291,30 @@ class Sampler:
             return []
         alt = fix.alt_msl if fix.alt_msl is not None and math.isfinite(fix.alt_msl) else None
         out = self._out = []
+        item: _Pend = (t, lat, lon, alt)
         if self._frame is None:
-            self._start(t, lat, lon, alt)
+            self._start(item)
         else:
             backup = self._backup() if self._may_refeed_several(t) else None
             try:
-                if not self._run(deque([(t, lat, lon, alt)]), top_level=True):
+                leaves = self._step(self._leaves, item, top_level=True)
+                if leaves is None:
                     self.skipped_unreachable += 1
                     return []
+                self._leaves = leaves
+                if self._first_after is None:
+                    self._first_after = t
+                self._settle()
                 self._enforce_deadline(t)
             except _Unreachable:
                 if backup is None:  # pragma: no cover - excluded by _may_refeed_several
                     raise
-                self._grow, self._cands, self._frame, self._cand_due = backup
+                self._leaves, self._frame, self._first_after = backup
                 self.skipped_unreachable += 1
+                self._out = []
                 return []
         self._last_t = t
-        self._last_fix = (t, lat, lon, alt)
+        self._last_fix = item
         self.fixes_accepted += 1
         self.points_out += len(out)
         return out
@@ -234,188 +327,222 @@ class Sampler:
         the state copied to undo this fix. With fixes at whole seconds this is never the case.
         """
         k = math.ceil(t) - 1
-        cones = self._cands if self._cands else [self._grow] if self._grow else []
-        return any(c.pend and k <= c.int_t for c in cones)
+        return any(c.pend and k <= c.int_t for c in self._leaves)
 
-    def _backup(self) -> tuple[_Cone | None, list[_Cone], LocalFrame | None, float | None]:
-        return (
-            None if self._grow is None else self._grow.copy(),
-            [c.copy() for c in self._cands],
-            self._frame,
-            self._cand_due,
-        )
+    def _backup(self) -> tuple[list[_Cone], LocalFrame | None, float | None]:
+        return [c.copy() for c in self._leaves], self._frame, self._first_after
 
-    def _start(self, t: float, lat: float, lon: float, alt: float | None) -> None:
+    def _start(self, fix: _Pend) -> None:
         """The first fix: kept as the first point, at its whole second."""
+        t, lat, lon, alt = fix
         t0 = math.floor(t)
         alat, alon = _r6(lat), _r6(lon)
         self._frame = LocalFrame(alat, alon)
         self._emit(t0, alat, alon, alt)
-        self._grow = _Cone(t0, 0.0, 0.0, alat, alon, alt)
+        cone = _Cone(t0, 0.0, 0.0, alat, alon, alt)
+        self._leaves = [cone]
         if t > t0:
             x, y = self._frame.to_xy(lat, lon)
-            cone = self._grow
-            cone.int_t = t0
             cone.poly = clip_disk(None, x / (t - t0), y / (t - t0), self._eps / (t - t0))
-            cone.pend.append((t, lat, lon, alt))
+            cone.pend.append(fix)
             cone.first_t = t
             cone.ele = alt
+            self._first_after = t
 
     def _emit(self, ts: int, lat: float, lon: float, ele: float | None) -> None:
         self._out.append(Point(timestamp=ts, lat=lat, lon=lon, ele=_r1(ele)))
 
-    def _disk(self, cone: _Cone, t: float, lat: float, lon: float) -> tuple[float, float, float]:
-        assert self._frame is not None
-        x, y = self._frame.to_xy(lat, lon)
-        tau = t - cone.ta
-        return (x - cone.ax) / tau, (y - cone.ay) / tau, self._eps / tau
-
     @staticmethod
-    def _apply(cone: _Cone, fix: _Pend, poly: Polygon) -> None:
+    def _apply(cone: _Cone, fix: _Pend, poly: Polygon, shift: int) -> None:
         """Record that ``fix`` was fed to ``cone`` and left ``poly`` feasible."""
         t = fix[0]
         k = math.ceil(t) - 1
         if k > cone.int_t:
+            if shift:
+                if cone.int_t > cone.ta:
+                    cone.hist.append((cone.int_t, cone.int_poly, cone.int_ele))
+                    if len(cone.hist) > shift:
+                        del cone.hist[0]
+                    oldest = cone.hist[0][0]
+                    cone.back = [f for f in cone.back if f[0] > oldest]
+                else:
+                    cone.back = []
             cone.int_t = k
             cone.int_poly = cone.poly
             cone.int_ele = cone.ele
             cone.pend = []
         cone.pend.append(fix)
+        if shift:
+            cone.back.append(fix)
         cone.poly = poly
         cone.ele = fix[3] if fix[3] is not None else cone.ele
         if cone.first_t is None:
             cone.first_t = t
 
-    def _run(self, queue: deque[_Pend], *, top_level: bool) -> bool:
-        """Feed queued fixes through the state machine. False: the first fix was unreachable."""
-        first = top_level
-        while queue:
-            fix = queue.popleft()
-            t, lat, lon, _alt = fix
-            if not self._cands:
-                cone = self._grow
-                assert cone is not None
-                cx, cy, r = self._disk(cone, t, lat, lon)
-                poly = clip_disk(cone.poly, cx, cy, r)
-                if poly:
-                    self._apply(cone, fix, poly)
-                else:
-                    end_t = max(cone.int_t, math.ceil(t) - 1)
-                    if end_t <= cone.ta:
-                        if first:
-                            return False
-                        raise _Unreachable
-                    self._apply(cone, fix, [])
-                    queue.extendleft(reversed(self._open_candidates(cone)))
-            else:
-                alive: list[tuple[_Cone, Polygon]] = []
-                ended: list[_Cone] = []
-                for cone in self._cands:
-                    cx, cy, r = self._disk(cone, t, lat, lon)
-                    poly = clip_disk(cone.poly, cx, cy, r)
-                    if poly:
-                        alive.append((cone, poly))
-                    elif max(cone.int_t, math.ceil(t) - 1) > cone.ta:
-                        ended.append(cone)
-                if not alive and not ended:
-                    if first:
-                        return False
-                    raise _Unreachable
-                for cone, poly in alive:
-                    self._apply(cone, fix, poly)
-                for cone in ended:
-                    self._apply(cone, fix, [])
-                if len(alive) >= 2:
-                    self._cands = [c for c, _ in alive]
-                elif len(alive) == 1:
-                    self._commit_candidate(alive[0][0])
-                else:
-                    best = max(ended, key=self._end_area)
-                    self._commit_candidate(best)
-                    queue.extendleft(reversed(self._open_candidates(best)))
-            first = False
-        return True
+    def _step(self, leaves: list[_Cone], fix: _Pend, *, top_level: bool) -> list[_Cone] | None:
+        """Feed one fix to every leaf; expand the leaves whose segment ended. None: unreachable."""
+        frame = self._frame
+        assert frame is not None
+        t, lat, lon, _alt = fix
+        x, y = frame.to_xy(lat, lon)
+        eps = self._eps
+        k = math.ceil(t) - 1
+        alive: list[_Cone] = []
+        ended: list[_Cone] = []
+        results: list[tuple[_Cone, Polygon]] = []
+        for cone in leaves:
+            tau = t - cone.ta
+            if tau <= 0.0:
+                alive.append(cone)
+                continue
+            poly = clip_disk(cone.poly, (x - cone.ax) / tau, (y - cone.ay) / tau, eps / tau)
+            if poly:
+                alive.append(cone)
+                results.append((cone, poly))
+            elif max(cone.int_t, k) > cone.ta:
+                ended.append(cone)
+                results.append((cone, poly))
+        if not alive and not ended:
+            if top_level:
+                return None
+            raise _Unreachable
+        for cone, poly in results:
+            self._apply(cone, fix, poly, self._shift)
+        if not ended:
+            return alive
+        best_alive = min((c.depth for c in alive), default=1 << 30)
+        parents = [c for c in ended if c.depth < best_alive]
+        if not parents:
+            return alive
+        # Several leaves ending on the same fix: continue from the one whose region of closing
+        # knots is largest (the others' paths are dropped).
+        parent = max(parents, key=self._end_quality)
+        children = self._children(parent, self._k_end)
+        for end in parent.hist:
+            children.extend(self._children(parent, CANDIDATES_PER_EARLIER_END, end))
+        if top_level:  # (re-fed fixes run inside a top-level step, in its plane)
+            self._reframe(children[0].alat, children[0].alon, alive, children)
+        for item in parent.back if parent.hist else parent.pend:
+            got = self._step(children, item, top_level=False)
+            assert got is not None
+            children = got
+        merged = alive + children
+        if len(merged) > self._beam:
+            merged.sort(key=lambda c: (c.depth, -_quality(c.poly)))
+            merged = merged[: self._beam]
+        return merged
 
     # ------------------------------------------------------------------ knots
 
     @staticmethod
-    def _end_area(cone: _Cone) -> float:
-        """Area of the region of closing knots at the cone's last whole second."""
+    def _end_quality(cone: _Cone) -> float:
+        """Size of the region of closing knots at the cone's last whole second."""
         if cone.int_poly is None:
             return math.inf
         tau = cone.int_t - cone.ta
-        return area(cone.int_poly) * tau * tau
+        return _quality(cone.int_poly) * tau * tau
 
-    def _commit_candidate(self, cone: _Cone) -> None:
-        self._emit(cone.ta, cone.alat, cone.alon, cone.aele)
-        self._cands = []
-        self._cand_due = None
-        self._grow = cone
+    def _children(
+        self,
+        cone: _Cone,
+        count: int,
+        end: tuple[int, Polygon | None, float | None] | None = None,
+    ) -> list[_Cone]:
+        """Candidate knots closing ``cone``'s segment at its last whole second, as new leaves.
 
-    def _open_candidates(self, cone: _Cone) -> list[_Pend]:
-        """End ``cone``'s segment at its last whole second; return the fixes to re-feed.
-
-        The candidates for the closing knot are the centre and up to ``candidates - 1`` corners
-        of the region ``A + V (T - Ta)``, each rounded to 6 decimals, each the anchor of a new
-        cone. The plane is re-centred on the region so it stays near the data.
+        The centre and up to ``count - 1`` corners of the region ``A + V (T - Ta)``, each
+        rounded to 6 decimals: each is the anchor of a new leaf whose path is ``cone``'s.
         """
         frame = self._frame
         assert frame is not None
-        end_t = cone.int_t
+        end_t, vpoly, end_ele = (
+            end if end is not None else (cone.int_t, cone.int_poly, cone.int_ele)
+        )
         tau = end_t - cone.ta
-        pend = cone.pend
-        if cone.int_poly is None:
+        if vpoly is None:
+            if end is not None:
+                return []
             # No fix inside the segment: any knot closes it; start at the next fix.
-            lat, lon = pend[0][1], pend[0][2]
-            spots = [(lat, lon)]
+            spots = [(cone.pend[0][1], cone.pend[0][2])]
         else:
-            vp = cone.int_poly
+            vp = vpoly
             gx, gy = centroid(vp)
             pts = [(gx, gy)]
             nv = len(vp) // 2
-            want = min(self.candidates - 1, nv)
-            for k in range(want):
-                i = (k * nv) // want
+            want = min(count - 1, nv)
+            for j in range(want):
+                i = (j * nv) // want
                 pts.append((vp[2 * i], vp[2 * i + 1]))
             spots = [frame.to_latlon(cone.ax + vx * tau, cone.ay + vy * tau) for vx, vy in pts]
-        rounded: list[tuple[float, float]] = []
+        chain = cone.chain if cone.committed else (*cone.chain, cone.knot())
+        seen: set[tuple[float, float]] = set()
+        out = []
         for lat, lon in spots:
             key = (_r6(lat), _r6(lon))
-            if key not in rounded:
-                rounded.append(key)
-        self._frame = frame = LocalFrame(rounded[0][0], rounded[0][1])
-        cands = []
-        for lat, lon in rounded:
-            x, y = frame.to_xy(lat, lon)
-            cands.append(_Cone(end_t, x, y, lat, lon, cone.int_ele))
-        self._cands = cands
-        self._grow = None
-        first_after_anchor = cone.first_t if cone.first_t is not None else pend[0][0]
-        self._cand_due = first_after_anchor + self.max_delay_s
-        return list(pend)
+            if key in seen:
+                continue
+            seen.add(key)
+            x, y = frame.to_xy(key[0], key[1])
+            out.append(_Cone(end_t, x, y, key[0], key[1], end_ele, chain, committed=False))
+        return out
+
+    def _reframe(self, lat0: float, lon0: float, *groups: list[_Cone]) -> None:
+        """Move the plane's origin next to the data; re-express every leaf in it (exactly)."""
+        old = self._frame
+        assert old is not None
+        new = LocalFrame(lat0, lon0)
+        k = math.cos(math.radians(lat0)) / math.cos(math.radians(old.lat0))
+        for group in groups:
+            for c in group:
+                c.ax, c.ay = new.to_xy(c.alat, c.alon)
+                if k != 1.0:
+                    c.poly = _scale_x(c.poly, k)
+                    c.int_poly = _scale_x(c.int_poly, k)
+        self._frame = new
+
+    def _commit_root(self, knot: _Knot) -> None:
+        """Send ``knot`` and drop every leaf whose path does not go through it."""
+        self._emit(knot[0], knot[1], knot[2], knot[3])
+        self._first_after = knot[4]
+        kept = []
+        for c in self._leaves:
+            if c.root() == knot:
+                c.pop_root()
+                kept.append(c)
+        self._leaves = kept
+
+    def _settle(self) -> None:
+        """Commit the oldest open knot for as long as every surviving path agrees on it."""
+        while True:
+            roots = {c.root() for c in self._leaves}
+            if len(roots) != 1:
+                return
+            (knot,) = roots
+            if knot is None:
+                return
+            self._commit_root(knot)
+            self.knots_agreed += 1
 
     def _enforce_deadline(self, now: float) -> None:
         """Commit whatever the delay bound says must be committed by the fix at ``now``."""
-        while True:
-            if self._cands:
-                assert self._cand_due is not None
-                if now < self._cand_due:
-                    return
-                best = max(self._cands, key=lambda c: area(c.poly) if c.poly else math.inf)
-                self._commit_candidate(best)
+        while self._first_after is not None and now >= self._first_after + self.max_delay_s:
+            best = min(self._leaves, key=lambda c: (c.depth, -_quality(c.poly)))
+            knot = best.root()
+            if knot is not None:
+                self._commit_root(knot)
+                self.knots_due += 1
+                self._settle()
                 continue
-            cone = self._grow
-            assert cone is not None
-            if cone.first_t is None or now < cone.first_t + self.max_delay_s:
-                return
-            # Due with no time left to look ahead: close at the latest whole second, at the
-            # centre of the region of closing knots, and carry on from there.
+            # Due with nothing open: close the growing segment at the latest whole second, at
+            # the centre of its region of closing knots, and carry on from there.
+            cone = best
             if now == math.ceil(now) and cone.poly:
                 cone.int_t = int(now)
                 cone.int_poly = cone.poly
                 cone.int_ele = cone.ele
                 cone.pend = []
             self._force_close(cone)
+            self.knots_forced += 1
 
     def _force_close(self, cone: _Cone) -> None:
         frame = self._frame
@@ -426,10 +553,16 @@ class Sampler:
         lat, lon = frame.to_latlon(cone.ax + gx * tau, cone.ay + gy * tau)
         lat, lon = _r6(lat), _r6(lon)
         self._emit(cone.int_t, lat, lon, cone.int_ele)
-        self._frame = frame = LocalFrame(lat, lon)
+        self._frame = LocalFrame(lat, lon)
         nxt = _Cone(cone.int_t, 0.0, 0.0, lat, lon, cone.int_ele)
-        self._grow = nxt
-        self._run(deque(cone.pend), top_level=False)
+        self._first_after = cone.pend[0][0] if cone.pend else None
+        leaves = [nxt]
+        for item in cone.pend:
+            got = self._step(leaves, item, top_level=False)
+            assert got is not None
+            leaves = got
+        self._leaves = leaves
+        self._settle()
 
     # ------------------------------------------------------------------ end of ride
 
@@ -438,32 +571,32 @@ class Sampler:
         out = self._out = []
         if self._frame is None or self._last_fix is None:
             return out
-        if self._cands:
-            self._commit_candidate(self._closest_candidate())
-        cone = self._grow
-        assert cone is not None
-        if cone.poly is not None:
-            self._close_at_last_fix(cone, self._last_fix)
+        best = min(self._leaves, key=lambda c: (c.depth, self._miss(c)))
+        for knot in best.chain:
+            self._emit(knot[0], knot[1], knot[2], knot[3])
+        if not best.committed:
+            self._emit(best.ta, best.alat, best.alon, best.aele)
+        if best.poly is not None:
+            self._close_at_last_fix(best, self._last_fix)
         self.points_out += len(out)
         self._frame = None
-        self._grow = None
+        self._leaves = []
         self._last_fix = None
         return out
 
-    def _closest_candidate(self) -> _Cone:
+    def _miss(self, c: _Cone) -> float:
+        """How far from the last fix this leaf's final knot would have to be."""
         last = self._last_fix
+        frame = self._frame
         assert last is not None
-        assert self._frame is not None
+        assert frame is not None
+        if c.poly is None:
+            return 0.0
         end_t = math.ceil(last[0])
-        px, py = self._frame.to_xy(last[1], last[2])
-
-        def miss(c: _Cone) -> float:
-            assert c.poly is not None
-            tau = end_t - c.ta
-            vx, vy = nearest_point(c.poly, (px - c.ax) / tau, (py - c.ay) / tau)
-            return math.hypot(c.ax + vx * tau - px, c.ay + vy * tau - py)
-
-        return min(self._cands, key=miss)
+        px, py = frame.to_xy(last[1], last[2])
+        tau = end_t - c.ta
+        vx, vy = nearest_point(c.poly, (px - c.ax) / tau, (py - c.ay) / tau)
+        return math.hypot(c.ax + vx * tau - px, c.ay + vy * tau - py)
 
     def _close_at_last_fix(self, cone: _Cone, last: _Pend) -> None:
         """The final knot: at the last fix itself when the bound allows, else nearest to it."""
@@ -515,7 +648,7 @@ class Sampler:
             "version": SNAPSHOT_VERSION,
             "max_error_m": self.max_error_m,
             "max_delay_s": self.max_delay_s,
-            "candidates": self.candidates,
+            "lookahead": self.lookahead,
             "counters": [
                 self.fixes_in,
                 self.fixes_accepted,
@@ -523,13 +656,15 @@ class Sampler:
                 self.skipped_invalid,
                 self.skipped_unreachable,
                 self.points_out,
+                self.knots_agreed,
+                self.knots_due,
+                self.knots_forced,
             ],
             "last_t": self._last_t,
             "last_fix": None if self._last_fix is None else list(self._last_fix),
             "frame": None if self._frame is None else [self._frame.lat0, self._frame.lon0],
-            "grow": None if self._grow is None else self._grow.to_json(),
-            "cands": [c.to_json() for c in self._cands],
-            "cand_due": self._cand_due,
+            "leaves": [c.to_json() for c in self._leaves],
+            "first_after": self._first_after,
         }
 
     @classmethod
@@ -537,7 +672,7 @@ class Sampler:
         """A sampler that continues exactly where the one that took ``snapshot`` was."""
         if snapshot.get("version") != SNAPSHOT_VERSION:
             raise ValueError(f"unknown sampler snapshot version {snapshot.get('version')!r}")
-        s = cls(snapshot["max_error_m"], snapshot["max_delay_s"], candidates=snapshot["candidates"])
+        s = cls(snapshot["max_error_m"], snapshot["max_delay_s"], lookahead=snapshot["lookahead"])
         (
             s.fixes_in,
             s.fixes_accepted,
@@ -545,13 +680,15 @@ class Sampler:
             s.skipped_invalid,
             s.skipped_unreachable,
             s.points_out,
+            s.knots_agreed,
+            s.knots_due,
+            s.knots_forced,
         ) = (int(v) for v in snapshot["counters"])
         s._last_t = snapshot["last_t"]
         lf = snapshot["last_fix"]
         s._last_fix = None if lf is None else (lf[0], lf[1], lf[2], lf[3])
         fr = snapshot["frame"]
         s._frame = None if fr is None else LocalFrame(fr[0], fr[1])
-        s._grow = None if snapshot["grow"] is None else _Cone.from_json(snapshot["grow"])
-        s._cands = [_Cone.from_json(c) for c in snapshot["cands"]]
-        s._cand_due = snapshot["cand_due"]
+        s._leaves = [_Cone.from_json(c) for c in snapshot["leaves"]]
+        s._first_after = snapshot["first_after"]
         return s
