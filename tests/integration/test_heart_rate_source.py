@@ -362,16 +362,28 @@ async def test_a_silent_link_is_treated_as_lost() -> None:
         await h.stop()
 
 
-async def test_leaving_the_loop_closes_the_link(harness: Harness) -> None:
+async def test_leaving_the_loop_closes_the_link_and_a_new_loop_reconnects(
+    harness: Harness,
+) -> None:
     iterator = harness.source.samples()
     first = asyncio.ensure_future(anext(iterator))
     link = await harness.connected(1)
     await harness.send(link, 0.0, hr_packet(77))
     assert await first == HeartRateSample(timestamp=1_700_000_000, hr=77)
+    second = harness.source.samples()
+    with pytest.raises(RuntimeError, match="already being iterated"):
+        await anext(second)
     await iterator.aclose()
     assert link.closed
-    with pytest.raises(RuntimeError, match="only once"):
-        await anext(harness.source.samples())
+    # A supervisor restarting the consumer: a new iteration reconnects and time goes on.
+    restarted = harness.source.samples()
+    again = asyncio.ensure_future(anext(restarted))
+    link2 = await harness.connected(2)
+    await harness.send(link2, 0.5, hr_packet(78))  # same second as before: thinned
+    await harness.send(link2, 1.0, hr_packet(79))
+    assert await again == HeartRateSample(timestamp=1_700_000_001, hr=79)
+    await restarted.aclose()
+    assert link2.closed
 
 
 async def test_a_full_queue_counts_overflow_instead_of_growing() -> None:

@@ -259,8 +259,9 @@ _END = object()
 class HeartRateSource:
     """Async iterator of HeartRateSample from one strap, reconnecting forever; see module doc.
 
-    Iterate it once (``async for sample in source``) inside the task that stores samples;
-    cancelling that task or leaving the loop stops the link. ``status()`` may be called any time.
+    Iterate it (``async for sample in source``) inside the task that stores samples, one
+    iteration at a time; cancelling that task or leaving the loop closes the link, and a later
+    iteration reconnects. ``status()`` may be called any time.
     """
 
     def __init__(
@@ -305,9 +306,14 @@ class HeartRateSource:
         return self.samples()
 
     async def samples(self) -> AsyncIterator[HeartRateSample]:
-        """The samples, in time order; ends only when a finite replay has been played."""
+        """The samples, in time order; ends only when a finite replay has been played.
+
+        One iteration at a time. A new one may start after the previous one ended (a
+        supervisor restarting the consuming task): it reconnects, and the thinner still
+        remembers the last second handed on, so time keeps increasing.
+        """
         if self._iterating:
-            raise RuntimeError("a HeartRateSource can be iterated only once")
+            raise RuntimeError("a HeartRateSource is already being iterated")
         self._iterating = True
         runner = asyncio.create_task(self._run(), name="heart-rate-link")
         try:
@@ -322,6 +328,7 @@ class HeartRateSource:
         finally:
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
+            self._iterating = False
 
     def status(self) -> dict[str, Any]:
         """State, strap, last value and time (GPS second), counters: JSON-able, small."""
