@@ -335,9 +335,9 @@ def _match(value: Any, option: Any) -> tuple[bool, Any, str]:
 
 
 def _check_bounds(value: Any, meta: typing.Mapping[str, Any]) -> str:
-    choices = meta.get("choices")
+    choices: tuple[Any, ...] = tuple(meta.get("choices") or ())
     # Choices constrain values of their own kind only: baud's numbers say nothing of "auto".
-    same_kind = choices is not None and any(type(c) is type(value) for c in choices)
+    same_kind = any(type(c) is type(value) for c in choices)
     if same_kind and value not in choices:
         return f"{value!r} is not allowed; allowed: {', '.join(map(str, choices))}"
     if isinstance(value, int | float) and not isinstance(value, bool):
