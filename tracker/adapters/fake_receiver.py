@@ -68,8 +68,11 @@ class FakeReceiver:
         self.sentences_written = 0
         self.epochs_written = 0
         self.gps_seconds_written = 0.0
+        self.bytes_written = 0
         self.plugs = 0
         self.epochs_at_plug: list[int] = []
+        # (plug number, index of the epoch in the log) for every epoch written whole
+        self.written: list[tuple[int, int]] = []
         self.done = threading.Event()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -184,7 +187,9 @@ class FakeReceiver:
 
     def _play_once(self) -> None:
         due = time.monotonic()
+        index = -1
         for burst in self._bursts:
+            index += burst.timed
             if self._stop.is_set():
                 return
             gap = burst.gap_s if self.max_gap_s is None else min(burst.gap_s, self.max_gap_s)
@@ -195,7 +200,8 @@ class FakeReceiver:
             delay = due - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 return
-            if not self._write_burst(b"".join(burst.lines)):
+            written_under = self._write_burst(b"".join(burst.lines))
+            if written_under is None:
                 # Unplugged mid-burst: the rest of it is lost, as on a real cable.
                 due = time.monotonic()
                 continue
@@ -204,19 +210,21 @@ class FakeReceiver:
             if burst.timed:
                 with self._progress:
                     self.epochs_written += 1
+                    self.written.append((written_under, index))
                     self._progress.notify_all()
 
-    def _write_burst(self, data: bytes) -> bool:
-        """Write all of ``data``; False if the device went away before it was all out."""
+    def _write_burst(self, data: bytes) -> int | None:
+        """Write all of ``data``; the plug number it went out under, or None if the device
+        went away before it was all out."""
         view = memoryview(data)
         plug_id: int | None = None
         settled_for: int | None = None
         while view:
             if self._stop.is_set():
-                return False
+                return None
             if not self._plugged.is_set():
                 if view.nbytes < len(data):
-                    return False  # unplugged mid-burst
+                    return None  # unplugged mid-burst
                 self._plugged.wait()
                 continue
             with self._lock:
@@ -226,17 +234,19 @@ class FakeReceiver:
                 if plug_id is None:
                     plug_id = self.plugs
                 elif plug_id != self.plugs:
-                    return False  # unplugged and replugged mid-burst
+                    return None  # unplugged and replugged mid-burst
                 attached = not self.wait_for_reader or self._reader_attached(master)
                 if attached and settled_for == self.plugs:
                     _, writable, _ = select.select([], [master], [], _POLL_S)
                     if writable:
                         try:
-                            view = view[os.write(master, view) :]
+                            count = os.write(master, view)
                         except BlockingIOError:
-                            pass
+                            count = 0
                         except OSError:
-                            return False
+                            return None
+                        view = view[count:]
+                        self.bytes_written += count
                     continue
             if attached:
                 if self._settled_plug != plug_id:
@@ -247,7 +257,7 @@ class FakeReceiver:
             else:
                 self._settled_plug = None
                 self._stop.wait(_POLL_S)
-        return True
+        return plug_id if plug_id is not None else self.plugs
 
     @staticmethod
     def _reader_attached(master: int) -> bool:

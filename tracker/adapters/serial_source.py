@@ -71,6 +71,7 @@ class SerialSource:
         idle_timeout_s: float = 10.0,
         probe_timeout_s: float = 2.5,
         serial_factory: Callable[..., Any] | None = None,
+        on_retry: Callable[[int], None] | None = None,
     ) -> None:
         self.device = device
         self.baud = baud
@@ -80,11 +81,13 @@ class SerialSource:
         self.idle_timeout_s = idle_timeout_s
         self.probe_timeout_s = probe_timeout_s
         self._serial_factory = serial_factory
+        self._on_retry = on_retry  # called with failed_attempts after each failed attempt
         self.present = False
         self.connected_path: str | None = None
         self.connected_baud: int | None = None
         self.connects = 0
         self.disconnects = 0
+        self.failed_attempts = 0  # connection attempts that found no receiver
         self._closed = False
 
     @property
@@ -98,6 +101,9 @@ class SerialSource:
             try:
                 port, first = await self._connect()
             except GpsInputError as exc:
+                self.failed_attempts += 1
+                if self._on_retry is not None:
+                    self._on_retry(self.failed_attempts)
                 if not reported_missing:
                     log.warning("gps receiver not available, retrying", reason=str(exc))
                     reported_missing = True

@@ -1,0 +1,194 @@
+"""A real pseudo-terminal between the fake receiver and the serial source.
+
+The recordings are played much faster than real time (their own pace × speed), so the 1 Hz
+and 10 Hz receivers each take well under two seconds. The fixes read through the pty must be
+exactly those the same log gives when decoded from the file, and after an unplug/replug every
+epoch written after the device came back must arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import pytest
+import structlog
+
+from tests.conftest import shared_file
+from tracker.adapters.fake_receiver import FakeReceiver
+from tracker.adapters.gps import open_fix_stream
+from tracker.adapters.replay_source import read_fixes
+from tracker.adapters.serial_source import SerialSource, discover_devices
+from tracker.config import FilterSettings, GpsSettings
+from tracker.core.filters import FixFilter
+from tracker.model import Fix
+from tracker.nmea import FixDecoder
+
+SAFETY_TIMEOUT_S = 30  # only a safety net: the tests end on events, never on a timer
+
+ONE_HZ = ("gpsd", "haicom-305N.log")  # walking, 1 Hz, 74 epochs
+TEN_HZ = ("gpsd", "nmea-rtk.log")  # RTK receiver, 10 Hz, 122 epochs
+
+
+def source_for(receiver: FakeReceiver, **kwargs: object) -> SerialSource:
+    return SerialSource(str(receiver.path), "auto", backoff_initial_s=0.02,
+                        backoff_max_s=0.2, **kwargs)  # type: ignore[arg-type]  # fmt: skip
+
+
+async def read_through_pty(
+    receiver: FakeReceiver, source: SerialSource, reference: list[Fix], unplug_after: int | None
+) -> list[Fix]:
+    """Decode until the whole log has been read; unplug once after ``unplug_after`` epochs."""
+    decoder = FixDecoder()
+    decoded: list[Fix] = []
+    unplugged = False
+    async with asyncio.timeout(SAFETY_TIMEOUT_S):
+        chunks = source.chunks()
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                if chunk:
+                    decoded += decoder.feed(chunk)
+                else:  # the device went away: the half-read epoch is closed
+                    decoded += decoder.resync()
+                    if receiver.done.is_set():
+                        break
+                    if unplugged and not receiver.plugged:
+                        receiver.replug()
+                if unplug_after is not None and not unplugged and len(decoded) >= unplug_after:
+                    unplugged = True
+                    receiver.unplug()
+                # All written and all read but the last epoch (open until the next one or a
+                # break): pull the plug so the source reports the break and we flush it.
+                if receiver.done.is_set() and decoded and decoded[-1] == reference[-2]:
+                    receiver.unplug()
+    return decoded
+
+
+@pytest.mark.parametrize(("recording", "speed"), [(ONE_HZ, 50.0), (TEN_HZ, 10.0)])
+async def test_pty_gives_the_same_fixes_as_the_file(recording: tuple[str, str], speed: float
+                                                    ) -> None:  # fmt: skip
+    path = shared_file(*recording)
+    reference, _ = read_fixes(path)
+    with FakeReceiver(path, speed=speed, max_gap_s=1.0) as receiver:
+        assert receiver.total_epochs == len(reference)
+        decoded = await read_through_pty(receiver, source_for(receiver), reference, None)
+    assert decoded == reference
+
+
+@pytest.mark.parametrize(("recording", "speed"), [(ONE_HZ, 50.0), (TEN_HZ, 10.0)])
+async def test_unplug_and_replug_mid_stream(recording: tuple[str, str], speed: float) -> None:
+    path = shared_file(*recording)
+    reference, _ = read_fixes(path)
+    with FakeReceiver(path, speed=speed, max_gap_s=1.0) as receiver:
+        source = source_for(receiver)
+        decoded = await read_through_pty(receiver, source, reference, unplug_after=20)
+        after = [index for plug, index in receiver.written if plug == 2]
+    assert source.connects == 2
+    assert source.disconnects >= 1
+    assert after, "nothing was written after the replug"
+    # Every epoch written after the receiver came back arrives, exactly as in the file.
+    assert decoded[-len(after) :] == [reference[i] for i in after]
+    # Before the unplug too; around it, at most the epoch in flight is lost or cut short.
+    assert decoded[:20] == reference[:20]
+    assert len(decoded) >= len(reference) - 2
+
+
+async def test_unplug_is_logged_once_while_absent() -> None:
+    path = shared_file(*ONE_HZ)
+
+    with structlog.testing.capture_logs() as logs, FakeReceiver(path, speed=50.0) as receiver:
+
+        def replug_after_retries(failed_attempts: int) -> None:
+            if failed_attempts == 3:  # the device stayed away for several retries
+                receiver.replug()
+
+        source = source_for(receiver, on_retry=replug_after_retries)
+        async with asyncio.timeout(SAFETY_TIMEOUT_S):
+            chunks = source.chunks()
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    if chunk and source.connects == 1 and receiver.plugged:
+                        receiver.unplug()
+                    elif chunk and source.connects == 2:
+                        break
+    events = [entry["event"] for entry in logs]
+    assert events.count("gps receiver lost, retrying") == 1
+    assert events.count("gps receiver not available, retrying") == 0  # retries stay quiet
+    assert events.count("gps receiver connected") == 2
+    assert source.failed_attempts >= 3
+
+
+async def test_open_fix_stream_over_pty_with_status() -> None:
+    path = shared_file(*ONE_HZ)
+    reference, _ = read_fixes(path)
+    with FakeReceiver(path, speed=50.0) as receiver:
+        source = source_for(receiver)
+        # An old recording through a live-receiver path: keep its 2007 dates (the default
+        # floor for live receivers would move them 1024 weeks forward).
+        stream = open_fix_stream(GpsSettings(device=str(receiver.path)), FilterSettings(),
+                                 source=source, ring_capacity=10, rollover_floor=None)  # fmt: skip
+        assert not stream.receiver_present
+        accepted: list[Fix] = []
+        async with asyncio.timeout(SAFETY_TIMEOUT_S):
+            async for fix in stream:
+                accepted.append(fix)
+                assert stream.receiver_present
+                assert stream.has_fix
+                if fix == reference[-2]:
+                    break
+        status = stream.status()
+        await stream.aclose()
+    settings = FilterSettings()
+    offline = FixFilter(settings.max_hdop, settings.max_speed_mps)
+    assert accepted == [f for f in reference[:-1] if offline.accept(f) is None]
+    assert status.last_fix == reference[-2]
+    assert status.decoder["epochs"] == len(reference) - 1
+    assert status.filters == offline.as_dict()
+    assert status.filters["no_fix"] == 6  # haicom-305N starts with 6 void epochs
+    assert status.filters["hdop"] > 0
+    assert status.recent == 10
+    assert status.recent_dropped == len(accepted) - 10
+    as_dict = status.as_dict()
+    assert as_dict["receiver_present"] is True
+    assert as_dict["last_fix"]["class"] == "TPV"
+
+
+async def test_device_and_baud_auto_discovery(tmp_path: Path) -> None:
+    path = shared_file(*ONE_HZ)
+    reference, _ = read_fixes(path)
+    with FakeReceiver(path, link=tmp_path / "ttyUSB7", speed=50.0) as receiver:
+        (tmp_path / "ttyUSB0").write_text("not a device")  # a candidate that fails to open
+        patterns = (str(tmp_path / "ttyACM*"), str(tmp_path / "ttyUSB*"))
+        assert discover_devices(patterns) == [str(tmp_path / "ttyUSB0"), str(receiver.path)]
+        source = SerialSource("auto", "auto", patterns=patterns, backoff_initial_s=0.02)
+        decoder = FixDecoder()
+        decoded: list[Fix] = []
+        async with asyncio.timeout(SAFETY_TIMEOUT_S):
+            chunks = source.chunks()
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    decoded += decoder.feed(chunk)
+                    if len(decoded) >= 10:
+                        break
+    assert source.connected_path == str(receiver.path)
+    assert source.connected_baud == 4800  # a pty takes the first rate tried
+    assert decoded == reference[: len(decoded)]
+
+
+async def test_fast_mode_paces_by_the_reader() -> None:
+    # speed 0: as fast as the reader takes them; the receiver reports its GPS-time ratio.
+    path = shared_file("tracks", "ROB__gx.to.gavres.nmea")
+    with FakeReceiver(path, speed=0) as receiver:
+        source = source_for(receiver)
+        decoder = FixDecoder()
+        count = 0
+        async with asyncio.timeout(SAFETY_TIMEOUT_S):
+            chunks = source.chunks()
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    count += len(decoder.feed(chunk))
+                    if count >= 1000:
+                        break
+        assert receiver.gps_ratio > 10  # minutes of ride per second, whatever the machine
+    assert decoder.stats.bad_checksum == 0
