@@ -36,6 +36,7 @@ DAY_MS = 86_400_000
 WEEK_ROLLOVER = timedelta(weeks=1024)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 NAN = float("nan")
+_MODES = tuple(FixMode)  # index = GSA mode number (enum call is slow on this path)
 
 
 @dataclass(slots=True)
@@ -265,7 +266,7 @@ class FixDecoder:
         stats.fixes += 1
         gsa = e.gsa_mode
         if gsa is not None and gsa >= 2:
-            mode = FixMode(gsa)
+            mode = _MODES[gsa]
         else:
             mode = FixMode.FIX_3D if e.alt is not None else FixMode.FIX_2D
         return Fix(when, unix, e.lat, e.lon, mode, e.alt, e.speed, e.course, e.sats, e.hdop)

@@ -28,24 +28,31 @@ MAX_SENTENCE = 200
 MAX_PENDING = 1024
 
 _HEX = b"0123456789ABCDEFabcdef"
-_MASKS = {k: (1 << (8 * k)) - 1 for k in (1, 2, 4, 8, 16, 32, 64, 128)}
+# "*hh" → value, for every upper/lower-case pair: one dict lookup, and no "+1" or " 1" that
+# int(x, 16) would accept.
+_HEX_VALUE = {
+    bytes([a, b]): int(bytes([a, b]), 16) for a in _HEX for b in _HEX
+}  # fmt: skip
+_M128, _M64, _M32, _M16, _M8 = ((1 << (8 * k)) - 1 for k in (128, 64, 32, 16, 8))
 
 
 def nmea_checksum(body: bytes) -> int:
     """XOR of all bytes between ``$`` and ``*``.
 
-    Folding a big integer by halves is ~2x faster than a per-byte loop in CPython (~1 µs for a
-    70-byte sentence). Valid for bodies up to 256 bytes (callers cap at MAX_SENTENCE).
+    Folding one big integer by halves, unrolled, is ~3x faster than a per-byte loop in CPython
+    (well under 1 µs for a 70-byte sentence). Valid for bodies up to 256 bytes (callers cap
+    sentences at MAX_SENTENCE).
     """
     x = int.from_bytes(body, "little")
-    n = len(body)
-    k = 128
-    while k:
-        if n > k:
-            x = (x >> (8 * k)) ^ (x & _MASKS[k])
-            n = k
-        k >>= 1
-    return x
+    if len(body) > 128:
+        x = (x >> 1024) ^ (x & _M128)
+    x = (x >> 512) ^ (x & _M64)
+    x = (x >> 256) ^ (x & _M32)
+    x = (x >> 128) ^ (x & _M16)
+    x = (x >> 64) ^ (x & _M8)
+    x = (x >> 32) ^ (x & 0xFFFFFFFF)
+    x = (x >> 16) ^ (x & 0xFFFF)
+    return (x >> 8) ^ (x & 0xFF)
 
 
 @dataclass(slots=True)
@@ -94,9 +101,33 @@ class Framer:
             tail = tail[start:] if start >= 0 and len(tail) - start <= MAX_SENTENCE else b""
         self._pending = tail
         out: list[bytes] = []
+        wanted = self.wanted
+        hex_value = _HEX_VALUE
+        good = skipped = 0
         for line in lines:
+            # Fast path, inlined (this loop runs for every sentence): "$TTSSS,...*hh" alone on
+            # its line, checksum right. Everything else goes the careful way, in _line().
+            star = len(line) - 3
+            if (
+                star > 6
+                and line[0] == 0x24
+                and line[star] == 0x2A
+                and line.find(b"$", 1) < 0
+                and star <= MAX_SENTENCE
+            ):
+                body = line[1:star]
+                if hex_value.get(line[star + 1 :]) == nmea_checksum(body):
+                    good += 1
+                    if body[5] == 0x2C and body[2:5] in wanted and body[0] != 0x50:
+                        out.append(body)
+                    else:
+                        skipped += 1
+                    continue
             if line:
                 self._line(line, out)
+        stats.lines += good
+        stats.sentences += good
+        stats.skipped += skipped
         return out
 
     def flush(self) -> list[bytes]:
