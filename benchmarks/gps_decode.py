@@ -159,7 +159,7 @@ def main() -> None:
     lines = data.splitlines(keepends=True)
     print(f"log: {path.name}, {len(data):,} bytes, {len(lines):,} lines")
 
-    decoder, fix_filter, cpu, accepted = asyncio.run(end_to_end(path, len(data)))
+    decoder, _filter, cpu, accepted = asyncio.run(end_to_end(path, len(data)))
     sentences = decoder.stats.sentences
     ours = line("tracker end to end (pty → blocks → decoder → filter)", sentences, cpu,
                 f"  [{decoder.stats.epochs} epochs, {accepted} accepted]")  # fmt: skip
