@@ -130,6 +130,7 @@ class Service:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._on_signal, sig)
         await self.outbox.open()
+        self.outbox.set_state_provider(self._stage_sampler_state)
         self._resume()
         await self.control.start()
         try:
@@ -383,8 +384,8 @@ class Service:
     async def _commit_task(self) -> None:
         while True:
             await asyncio.sleep(self.commit_interval_s)
-            # Snapshot and staged points are taken in the same loop turn: consistent on disk.
-            self._stage_sampler_state()
+            # The outbox calls _stage_sampler_state when it takes the batch (same loop turn as
+            # the staged points): what is on disk is always consistent.
             await self.outbox.commit()
 
     async def _prune_task(self) -> None:

@@ -151,6 +151,7 @@ class Outbox:
         self._next_retry = 0.0
         self.commits = 0
         self._lock = asyncio.Lock()
+        self._state_provider: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -322,7 +323,16 @@ class Outbox:
     def _may_retry_disk(self) -> bool:
         return not self._corrupt and self._mono() >= self._next_retry
 
+    def set_state_provider(self, provider: Callable[[], None] | None) -> None:
+        """A hook called right before each commit takes its batch, in the same loop turn, so
+        the engine stages the sampler state that matches exactly the points being committed
+        (staging it earlier could pair a stale state with newer points if the commit had to
+        wait for the lock)."""
+        self._state_provider = provider
+
     def _take_batch(self) -> _Batch:
+        if self._state_provider is not None:
+            self._state_provider()
         batch = _Batch()
         for rec in self._records.values():
             if rec.staged or rec.staged_hr or rec.dirty:
@@ -331,7 +341,13 @@ class Outbox:
                 batch.hr[rec.local_id] = rec.staged_hr
                 rec.staged, rec.staged_hr, rec.dirty = [], [], False
         for local_id in self._sampler_dirty:
-            batch.samplers[local_id] = self._sampler[local_id]
+            # Serialised here, in the loop, in the same turn as the points are taken: the live
+            # sampler may share structures with its snapshot and keeps changing meanwhile.
+            state = self._sampler[local_id]
+            batch.samplers[local_id] = (
+                json.dumps(state.snapshot, separators=(",", ":")),
+                state.last_fix_unix,
+            )
         self._sampler_dirty = set()
         return batch
 
@@ -348,9 +364,7 @@ class Outbox:
                 rec.staged_hr[:0] = batch.hr[local_id]
                 rec.dirty = True
         if not durable:
-            for local_id, state in batch.samplers.items():
-                self._sampler_dirty.add(local_id)
-                self._sampler.setdefault(local_id, state)
+            self._sampler_dirty.update(batch.samplers)
 
     def _enter_memory_mode(self, exc: BaseException, *, during: str) -> None:
         reason = _describe(exc, self.path)
@@ -506,10 +520,7 @@ class Outbox:
                 "INSERT INTO sampler_state(activity_id, snapshot, last_fix_unix) VALUES (?,?,?)"
                 " ON CONFLICT(activity_id) DO UPDATE SET snapshot=excluded.snapshot,"
                 " last_fix_unix=excluded.last_fix_unix",
-                (
-                    (i, json.dumps(s.snapshot, separators=(",", ":")), s.last_fix_unix)
-                    for i, s in batch.samplers.items()
-                ),
+                ((i, text, last) for i, (text, last) in batch.samplers.items()),
             )
             db.execute("COMMIT")
         except BaseException:
@@ -587,7 +598,7 @@ class _Batch:
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     points: dict[int, list[Point]] = field(default_factory=dict)
     hr: dict[int, list[HeartRateSample]] = field(default_factory=dict)
-    samplers: dict[int, SamplerState] = field(default_factory=dict)
+    samplers: dict[int, tuple[str, float | None]] = field(default_factory=dict)  # JSON text
 
     def has_work(self) -> bool:
         return bool(self.rows or self.samplers)
