@@ -33,7 +33,7 @@ from tracker.nmea.pacing import Burst, epochs
 
 _POLL_S = 0.02
 # After a reader opens the device, pyserial flushes the input queue; give it that moment.
-_SETTLE_S = 0.1
+_SETTLE_S = 0.25
 
 
 class FakeReceiver:
