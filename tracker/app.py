@@ -93,6 +93,7 @@ class Service:
     handle_signals: bool = True
     stop_on_stream_end: bool = True  # end of a replay = stop the activity
     monotonic: Callable[[], float] = time.monotonic
+    retry_policy: RetryPolicy | None = None  # None: from [uplink] max_backoff_s
     counters: EngineCounters = field(default_factory=EngineCounters)
 
     def __post_init__(self) -> None:
@@ -142,7 +143,8 @@ class Service:
                     self.settings.uplink,
                     self.settings.activity,
                     build_gpx=_build_gpx,
-                    policy=RetryPolicy(initial_s=1.0, max_s=self.settings.uplink.max_backoff_s),
+                    policy=self.retry_policy
+                    or RetryPolicy(initial_s=1.0, max_s=self.settings.uplink.max_backoff_s),
                 )
                 self._open_hardware()
                 self._spawn("gps", self._gps_task, restart=True)
