@@ -144,3 +144,27 @@ def test_damaged_sentences_never_raise_nor_invent_positions(
         damaged.append(sentence)
     got = decode_all([checksummed(b"GPZDA,000000,01,01,2024,,"), *damaged])
     assert set(got) <= intact_positions(sentences)
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 99), st.integers(0, 99), st.integers(0, 99999), times()),
+        min_size=1,
+        max_size=6,
+    ),
+    st.sampled_from([None, "1999-08-22", "2025-01-01", "2150-01-01"]),
+)
+def test_any_date_fields_never_raise(dates: list[tuple[int, int, int, str]], floor: str | None
+                                     ) -> None:  # fmt: skip
+    from datetime import date
+
+    stream = b""
+    for day, month, year, t in dates:
+        stream += checksummed(f"GPZDA,{t},{day:02d},{month:02d},{year:04d},,".encode())
+        stream += checksummed(
+            f"GPRMC,{t},A,4807.038,N,01131.000,E,1.0,2.0,{day:02d}{month:02d}{year % 100:02d},,,A"
+            .encode()
+        )  # fmt: skip
+    decoder = FixDecoder(rollover_floor=date.fromisoformat(floor) if floor else None)
+    fixes = decoder.feed(stream) + decoder.flush()
+    assert all(1969 <= f.time.year <= 2300 for f in fixes)

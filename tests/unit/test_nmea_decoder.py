@@ -211,3 +211,17 @@ def test_malformed_fix_sentences_are_counted() -> None:
 def test_engines_agree() -> None:
     data = rmc("120000") + gga("120000") + nmea("GPVTG,90.0,T,,M,10.0,N,18.5,K,A") + rmc("120001")
     assert decode(data)[0] == decode(data, engine="pynmea2")[0]
+
+
+@pytest.mark.parametrize("year", ["0001", "9999", "1979", "2201"])
+def test_zda_year_out_of_range_is_malformed(year: str) -> None:
+    fixes, dec = decode(nmea(f"GPZDA,120000,01,01,{year},,") + gga("120000") + gga("120001"))
+    assert fixes == []
+    assert dec.stats.malformed == 1
+
+
+def test_no_input_can_raise_from_date_arithmetic() -> None:
+    # The largest dates a sentence can carry, with a rollover floor that moves them further.
+    data = rmc("235959", d="311268") + nmea("GPZDA,000000,31,12,2200,,") + gga("000001")
+    fixes, _ = decode(data, rollover_floor=date(2150, 1, 1))
+    assert len(fixes) == 3

@@ -14,7 +14,7 @@ from typing import Any
 
 import pynmea2
 
-from tracker.nmea.sentences import KMH_TO_MPS, KNOTS_TO_MPS, Report
+from tracker.nmea.sentences import KMH_TO_MPS, KNOTS_TO_MPS, MAX_YEAR, MIN_YEAR, Report
 
 
 def _tod(t: dt.time | None) -> int | None:
@@ -135,6 +135,8 @@ def parse_with_pynmea2(fields: list[bytes]) -> Report | None:
         tod = _time_text(msg.data[0])
         day = None
         if msg.data[1] and msg.data[2] and msg.data[3]:
+            if not MIN_YEAR <= int(msg.year) <= MAX_YEAR:
+                raise ValueError("year out of range")
             day = dt.date(int(msg.year), int(msg.month), int(msg.day))
         return Report("ZDA", tod, None, day=day)
     return None

@@ -19,6 +19,10 @@ from typing import NamedTuple
 KNOTS_TO_MPS = 1852.0 / 3600.0
 KMH_TO_MPS = 1.0 / 3.6
 
+# ZDA carries a four-digit year; outside this range it is corrupt (and date arithmetic with
+# week-rollover corrections must stay far from datetime's limits).
+MIN_YEAR, MAX_YEAR = 1980, 2200
+
 FIX_TYPES = frozenset({b"RMC", b"GGA", b"GNS", b"GLL", b"GSA", b"VTG", b"ZDA"})
 
 
@@ -189,7 +193,10 @@ def zda(f: list[bytes]) -> Report:
     # $--ZDA,time,dd,mm,yyyy,zone h,zone m
     day = None
     if f[2] and f[3] and f[4]:
-        day = date(int(f[4]), int(f[3]), int(f[2]))
+        year = int(f[4])
+        if not MIN_YEAR <= year <= MAX_YEAR:
+            raise ValueError("year out of range")
+        day = date(year, int(f[3]), int(f[2]))
     return Report("ZDA", _tod(f[1]), None, day=day)
 
 
