@@ -195,3 +195,14 @@ async def test_fast_mode_paces_by_the_reader() -> None:
         assert receiver.gps_seconds_written >= 1000 - 1  # 1 Hz track: ≥ 1000 s of ride
         assert receiver.gps_ratio > 0
     assert decoder.stats.bad_checksum == 0
+
+
+async def test_fixed_rate_mode() -> None:
+    # rate_hz ignores the log's own times: 100 epochs per second of a 1 Hz walk.
+    path = shared_file(*ONE_HZ)
+    reference, _ = read_fixes(path)
+    with FakeReceiver(path, rate_hz=100.0) as receiver:
+        decoded = await read_through_pty(receiver, source_for(receiver), reference, None)
+        assert receiver.epochs_written == receiver.total_epochs == len(reference)
+        assert receiver.sentences_written == 325  # every $-line of the log, headers excluded
+    assert decoded == reference
