@@ -117,3 +117,11 @@ def test_ais_and_proprietary_are_skipped_not_errors() -> None:
     ais = b"!AIVDM,1,1,,A,15MgK45P3@G?fl0E`JbR0OwT0@MS,0*4E\r\n"
     assert f.feed(ais + nmea("PSRFEP,070051.000,061015,1.0,2.0")) == []
     assert f.stats.skipped == 2
+
+
+@pytest.mark.parametrize(
+    "line", [b"$*00\n", b"x$*00\n", b"$*00", b"$GP*17\n", b"!*00\n", b"$\n", b"$,*2C\n", b"*\n"]
+)
+def test_degenerate_sentences_are_garbage_not_errors(line: bytes) -> None:
+    f = framer()
+    assert f.feed(line) + f.flush() == []

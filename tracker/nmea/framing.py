@@ -186,6 +186,9 @@ class Framer:
         if len(body) > MAX_SENTENCE:
             stats.too_long += 1
             return
+        if len(body) < 5:  # "$*00", "$GP*17": a checksum around nothing is not a sentence
+            stats.garbage += 1
+            return
         stats.sentences += 1
         if ais or body[0] == 0x50 or body[5:6] != b"," or body[2:5] not in self.wanted:
             stats.skipped += 1  # proprietary $P..., AIS, or a type we do not use
