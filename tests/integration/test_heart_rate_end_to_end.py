@@ -156,6 +156,12 @@ async def inspection(emu: EmulatorHandle) -> list[dict[str, Any]]:
         return body
 
 
+async def emulator_page(emu: EmulatorHandle) -> str:
+    async with aiohttp.ClientSession() as session, session.get(emu.inspect_url) as reply:
+        assert reply.status == 200
+        return await reply.text()
+
+
 async def test_heart_rate_rides_with_the_points_into_the_emulator(tmp_path: Path) -> None:
     data = tmp_path / "data"
     radio = FakeRadio()
@@ -187,7 +193,12 @@ async def test_heart_rate_rides_with_the_points_into_the_emulator(tmp_path: Path
         await until(lambda: bool(emu.activities) and emu.activities[0].state == "stopped")
 
         (remote,) = await inspection(emu)
+        page = await emulator_page(emu)
     assert remote["hr"] == [{"hr": 100 + s, "timestamp": T0 + s} for s in range(30)]
+    # …and the emulator's page draws them as a heart-rate line under the track.
+    assert "30 heart-rate samples" in page
+    assert "Heart rate 100–129 bpm" in page
+    assert "<svg class='hr'" in page
     assert remote["points"][0]["timestamp"] == T0
     assert remote["points"][-1]["timestamp"] == T0 + 29
     assert remote["duplicates"] == 0

@@ -245,7 +245,7 @@ async def test_a_silent_link_is_treated_as_lost() -> None:
         await clock.advance(15.0)
         assert source.state == "connected"
         await clock.advance(5.0)  # 20 s after the last packet
-        assert source.state == "lost"
+        assert source.status()["state"] == "lost"
         assert link.closed
         assert source.status()["last_error"] == "no measurement for 20 s"
         await clock.advance(1.0)

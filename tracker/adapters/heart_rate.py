@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -305,7 +305,7 @@ class HeartRateSource:
     def __aiter__(self) -> AsyncIterator[HeartRateSample]:
         return self.samples()
 
-    async def samples(self) -> AsyncIterator[HeartRateSample]:
+    async def samples(self) -> AsyncGenerator[HeartRateSample, None]:
         """The samples, in time order; ends only when a finite replay has been played.
 
         One iteration at a time. A new one may start after the previous one ended (a

@@ -32,9 +32,11 @@ and arrival times, whether those come from a real strap or from a recorded/synth
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import re
+import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -122,37 +124,41 @@ def parse_heart_rate_measurement(data: bytes | bytearray | memoryview) -> HeartR
     RR flag with an empty list (a notification sent before the first full beat): accepted.
     """
     packet = bytes(data)
-    if not packet:
+    size = len(packet)
+    if not size:
         raise MalformedMeasurementError("empty packet", packet)
     flags = packet[0]
-    pos = 1
     if flags & FLAG_UINT16:
-        if len(packet) < pos + 2:
+        if size < 3:
             raise MalformedMeasurementError("truncated uint16 heart-rate value", packet)
-        bpm = int.from_bytes(packet[pos : pos + 2], "little")
-        pos += 2
+        bpm = packet[1] | packet[2] << 8
+        pos = 3
     else:
-        if len(packet) < pos + 1:
+        if size < 2:
             raise MalformedMeasurementError("truncated uint8 heart-rate value", packet)
-        bpm = packet[pos]
-        pos += 1
+        bpm = packet[1]
+        pos = 2
     energy: int | None = None
     if flags & FLAG_ENERGY:
-        if len(packet) < pos + 2:
+        if size < pos + 2:
             raise MalformedMeasurementError("truncated energy-expended field", packet)
-        energy = int.from_bytes(packet[pos : pos + 2], "little")
+        energy = packet[pos] | packet[pos + 1] << 8
         pos += 2
+    rest = size - pos
     rr: tuple[int, ...] = ()
-    rest = len(packet) - pos
     if flags & FLAG_RR:
         if rest % 2:
             raise MalformedMeasurementError("truncated RR interval (odd byte count)", packet)
-        rr = tuple(int.from_bytes(packet[i : i + 2], "little") for i in range(pos, len(packet), 2))
+        if rest:
+            rr = _uint16_array(rest // 2).unpack_from(packet, pos)
     elif rest:
         raise MalformedMeasurementError(f"{rest} unexpected trailing byte(s)", packet)
-    return HeartRateMeasurement(
-        flags=flags, bpm=bpm, energy_expended_kj=energy, rr_intervals_1024=rr
-    )
+    return HeartRateMeasurement(flags, bpm, energy, rr)
+
+
+@functools.cache
+def _uint16_array(count: int) -> struct.Struct:
+    return struct.Struct(f"<{count}H")
 
 
 def encode_heart_rate_measurement(measurement: HeartRateMeasurement) -> bytes:
