@@ -716,3 +716,26 @@ def _describe(exc: BaseException, path: Path) -> str:
 def activity_with(rec: ActivityRecord, **changes: Any) -> Activity:
     """A changed copy of a record's activity (for ``Outbox.update_activity``)."""
     return replace(rec.activity, **changes)
+
+
+def read_stored(data_dir: Path) -> list[tuple[ActivityRecord, list[Point]]]:
+    """Every activity in a data dir's outbox with all its points, read-only (``tracker export``;
+    safe while the service runs: WAL lets a reader in beside the writer)."""
+    path = Path(data_dir) / DB_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no outbox at {path}")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    db.row_factory = sqlite3.Row
+    try:
+        records, _ = _load(db)
+        out = []
+        for rec in records:
+            rows = db.execute(
+                "SELECT timestamp, lat, lon, ele FROM points WHERE activity_id=?"
+                " ORDER BY timestamp",
+                (rec.local_id,),
+            ).fetchall()
+            out.append((rec, [Point(int(r[0]), float(r[1]), float(r[2]), r[3]) for r in rows]))
+        return out
+    finally:
+        db.close()

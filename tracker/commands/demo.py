@@ -1,16 +1,51 @@
-"""`tracker demo` (being built: see the issue that owns it)."""
+"""`tracker demo`: a whole ride against the local emulator, end to end, with no hardware."""
 
 from __future__ import annotations
 
 import argparse
 
 from tracker.config import Settings
-from tracker.errors import TrackerError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No options yet."""
+    parser.add_argument(
+        "--track",
+        metavar="FILE",
+        help="NMEA log to ride (default: a car ride from ../shared/data/tracks/)",
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=12.0,
+        help="how many times faster than real time the receiver plays (default 12)",
+    )
+    parser.add_argument(
+        "--ride-seconds",
+        type=float,
+        default=55.0,
+        help="wall-clock seconds between the start and the stop press (default 55)",
+    )
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
-    raise TrackerError("tracker demo is not built yet")
+    import asyncio
+    import sys
+
+    from tracker.app import Service
+    from tracker.demo import find_track, run_demo
+
+    track = find_track(args.track)
+    ride = max(30.0, args.ride_seconds)
+    asyncio.run(
+        run_demo(
+            settings,
+            Service,
+            track=track,
+            speed=args.speed,
+            ride_s=ride,
+            outage_at_s=ride * 0.2,
+            lost_reply_at_s=ride * 0.75,
+            keep_open=sys.stdin.isatty() and sys.stdout.isatty(),
+        )
+    )
+    return 0
