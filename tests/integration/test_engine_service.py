@@ -153,3 +153,54 @@ async def test_control_socket_starts_stops_and_reports(tmp_path: Path) -> None:
         assert st["uplink"]["last_success"] is not None
         assert st["login"]["state"] == "logged_in"
         assert (data / "tracker.sock").stat().st_mode & 0o777 == 0o600
+
+
+async def test_heart_rate_samples_are_stored_and_sent_with_the_points(tmp_path: Path) -> None:
+    from tracker.adapters.heart_rate import open_heart_rate_source
+    from tracker.config import HeartRateSettings
+
+    log = shared_file(*TRACK)
+    data = tmp_path / "data"
+    release = asyncio.Event()
+
+    async def slow_ride() -> AsyncIterator[Fix]:
+        s = Settings().replace("gps", source="replay", replay_file=str(log), replay_speed=0.0)
+        n = 0
+        async for fix in open_fix_stream(s.gps, s.filters):
+            n += 1
+            if n > 300:
+                await release.wait()
+            elif n % 10 == 0:
+                await asyncio.sleep(0.02)  # ~500 GPS seconds per wall second
+            yield fix
+
+    def settings_for(emu: EmulatorHandle) -> Settings:
+        return engine_settings(data, emu).replace("activity", autostart=True)
+
+    async with running_emulator() as emu:
+        settings = settings_for(emu)
+        store = TokenStore.in_dir(data)
+        store.save(emu.issue_tokens())
+        svc = Service(
+            settings,
+            handle_signals=False,
+            fix_stream=slow_ride,
+            client_factory=lambda: MapMyTracksClient(settings.api, store),
+        )
+        svc.heart_rate = open_heart_rate_source(
+            HeartRateSettings(enabled=True, device="synthetic:3"),
+            svc._gps_time_for_hr,
+            replay_speed=50.0,
+        )
+        task = asyncio.create_task(svc.run())
+        await until(lambda: svc.counters.hr_samples >= 5 and svc.counters.fixes >= 300)
+        release.set()
+        await until(lambda: bool(emu.activities) and emu.activities[0].state == "stopped")
+        svc.stop()
+        await task
+        (remote,) = emu.activities
+        stamps = [s.timestamp for s in remote.hr]
+        assert len(stamps) >= 5
+        assert stamps == sorted(set(stamps))  # at most one per second, in order
+        assert remote.points[0].timestamp - 5 <= stamps[0] <= remote.points[-1].timestamp + 5
+        assert svc.status()["heart_rate"]["state"] != "disabled"
