@@ -1,0 +1,154 @@
+"""SIGKILL a real `tracker run` that records heart rate; every committed sample still arrives.
+
+A real process (`python -m tracker run --config …`) replays a recorded ride (GPS replay source,
+compressed in time) and a recorded series of strap notifications (``[heart_rate] device =
+"replay:<file>"``: the same source and pipeline as a strap, only the radio replaced). The test
+kills it with SIGKILL once it has staged heart-rate samples, reads what the real SQLite outbox
+holds, starts it again, and checks the emulator ends up with every one of those samples: the
+same durability as the points (what was committed survives; only the last uncommitted half
+second may die with the process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tracker.adapters.control_socket import send_command
+from tracker.adapters.tokens import TokenStore
+from tracker.core.heart_rate import format_packet_recording, synthetic_ride_packets
+from tracker.emulator.runner import EmulatorHandle, running_emulator
+
+from ..conftest import shared_file
+from .engine_support import until
+
+TRACK = ("tracks", "ROB__gx.to.gavres.nmea")  # 1 Hz, 75 min
+GPS_SPEED = 20.0  # GPS seconds per real second
+HR_GAP_S = 1 / GPS_SPEED  # notifications as fast as GPS seconds pass: ~one per GPS second
+
+
+def write_config(path: Path, data: Path, emu: EmulatorHandle, track: Path, hr: Path) -> None:
+    path.write_text(
+        f"""
+[gps]
+source = "replay"
+replay_file = "{track}"
+replay_speed = {GPS_SPEED}
+[storage]
+data_dir = "{data}"
+[api]
+base_url = "{emu.base_url}"
+client_id = "{emu.client_id}"
+client_secret = "{emu.client_secret}"
+timeout_s = 5.0
+[activity]
+autostart = true
+title_prefix = "HR crash test"
+[uplink]
+batch_interval_s = 0.2
+drain_interval_s = 0.0
+[gpio]
+pin_factory = "none"
+[heart_rate]
+enabled = true
+device = "replay:{hr}"
+[log]
+level = "warning"
+""",
+        encoding="utf-8",
+    )
+
+
+async def service_status(data: Path) -> dict[str, Any] | None:
+    try:
+        reply = await asyncio.to_thread(send_command, data, "status", timeout_s=2.0)
+    except Exception:
+        return None
+    status = reply.get("status")
+    return status if isinstance(status, dict) else None
+
+
+async def start_tracker(config: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tracker",
+        "run",
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
+async def wait_for_hr_samples(data: Path, proc: asyncio.subprocess.Process, n: int) -> None:
+    """Until the running service has staged ``n`` heart-rate samples (safety limit only)."""
+    async with asyncio.timeout(60):
+        while True:
+            assert proc.returncode is None, "tracker run exited"
+            status = await service_status(data)
+            if status and status["engine"]["hr_samples"] >= n:
+                return
+            await asyncio.sleep(0.05)
+
+
+def committed_hr(data: Path) -> list[tuple[int, int]]:
+    """The heart-rate rows the outbox holds on disk (read-only, after the kill)."""
+    db = sqlite3.connect(f"file:{data / 'outbox.sqlite3'}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT timestamp, hr FROM heart_rate ORDER BY timestamp").fetchall()
+    finally:
+        db.close()
+    return [(int(t), int(h)) for t, h in rows]
+
+
+@pytest.mark.slow
+async def test_sigkill_loses_no_committed_heart_rate_sample(tmp_path: Path) -> None:
+    track = shared_file(*TRACK)
+    data = tmp_path / "data"
+    data.mkdir()
+    recording = tmp_path / "strap.hr"
+    series = [
+        (n * HR_GAP_S, packet)
+        for n, (_, packet) in zip(range(4000), synthetic_ride_packets(seed=5), strict=False)
+    ]
+    recording.write_text(format_packet_recording(series), encoding="utf-8")
+    config = tmp_path / "tracker.toml"
+    async with running_emulator() as emu:
+        TokenStore.in_dir(data).save(emu.issue_tokens())
+        write_config(config, data, emu, track, recording)
+        proc = await start_tracker(config)
+        try:
+            await wait_for_hr_samples(data, proc, 40)
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+            on_disk = committed_hr(data)
+            assert len(on_disk) >= 30  # all but the last half second's samples
+
+            proc = await start_tracker(config)
+
+            def all_arrived() -> bool:
+                if not emu.activities:
+                    return False
+                stored = {(s.timestamp, s.hr) for s in emu.activities[0].hr}
+                return stored.issuperset(on_disk)
+
+            await until(all_arrived, limit_s=90)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            await proc.wait()
+        assert len(emu.activities) == 1, "a crash must never make a second activity"
+        (remote,) = emu.activities
+        stamps = [s.timestamp for s in remote.hr]
+        assert stamps == sorted(set(stamps))  # at most one per second, in order
+        assert min(s.hr for s in remote.hr) >= 20
+        assert max(s.hr for s in remote.hr) <= 250
+        print(f"committed before the kill: {len(on_disk)}; stored by the server: {len(stamps)}")
