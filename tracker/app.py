@@ -133,7 +133,11 @@ class Service:
         await self.outbox.open()
         self.outbox.set_state_provider(self._stage_sampler_state)
         self._resume()
-        await self.control.start()
+        try:
+            await self.control.start()
+        except OSError as exc:  # e.g. a read-only data dir: record on, without the socket
+            log.error("control socket unavailable: `tracker start/stop/status` cannot reach "
+                      "this service", path=str(self.control.path), reason=str(exc))
         try:
             async with self._client() as client:
                 self.client = client

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +11,8 @@ import pytest
 from tracker.adapters.outbox import DB_NAME, Outbox, SamplerState, activity_with
 from tracker.core.activity import ActivityState
 from tracker.model import HeartRateSample, Point
+
+from ..integration.test_outbox_store_support import read_only, small_tmpfs
 
 
 def pts(start: int, n: int) -> list[Point]:
@@ -117,30 +116,6 @@ async def test_storage_bound_full_keeps_running_from_memory_and_loses_nothing(
     assert 0 < stored <= t
 
 
-def _can_mount() -> bool:
-    return (
-        os.geteuid() == 0
-        and subprocess.run(["mount", "--version"], capture_output=True, check=False).returncode == 0
-    )
-
-
-@contextlib.contextmanager
-def small_tmpfs(where: Path, size: str) -> Iterator[Path]:
-    where.mkdir()
-    if not _can_mount():
-        pytest.skip("mounting a small tmpfs needs root")
-    if subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-        capture_output=True,
-        check=False,
-    ).returncode:
-        pytest.skip("this machine does not allow mounting a tmpfs")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
 async def test_real_full_disk_on_a_small_tmpfs(tmp_path: Path) -> None:
     with small_tmpfs(tmp_path / "tiny", "256k") as tiny:
         box = Outbox(tiny, max_mb=50)
@@ -158,31 +133,6 @@ async def test_real_full_disk_on_a_small_tmpfs(tmp_path: Path) -> None:
         with contextlib.closing(sqlite3.connect(tiny / DB_NAME)) as db:
             assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             assert db.execute("SELECT COUNT(*) FROM points").fetchone()[0] > 0
-
-
-@contextlib.contextmanager
-def read_only(path: Path) -> Iterator[None]:
-    if os.geteuid() != 0:
-        path.chmod(0o555)
-        for f in path.iterdir():
-            f.chmod(0o444)
-        try:
-            yield
-        finally:
-            path.chmod(0o755)
-        return
-    if (
-        not _can_mount()
-        or subprocess.run(
-            ["mount", "--bind", str(path), str(path)], capture_output=True, check=False
-        ).returncode
-    ):
-        pytest.skip("cannot make a read-only directory here (root, no bind mount)")
-    try:
-        subprocess.run(["mount", "-o", "remount,ro,bind", str(path)], check=True)
-        yield
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 async def test_read_only_data_dir_salvages_stored_points(tmp_path: Path) -> None:

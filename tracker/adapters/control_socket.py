@@ -42,6 +42,7 @@ class ControlServer:
         self.path = path
         self.handler = handler
         self._server: asyncio.AbstractServer | None = None
+        self._started = False
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,6 +58,7 @@ class ControlServer:
         finally:
             os.umask(old_umask)
         os.chmod(self.path, 0o600)
+        self._started = True
 
     async def close(self) -> None:
         if self._server is not None:
@@ -64,8 +66,9 @@ class ControlServer:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
             self._server = None
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        if self._started:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -102,6 +102,74 @@ def _duration(seconds: float) -> str:
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {"login": render_login}
 
 
+# -- the running service (issue 8) --------------------------------------------------------------
+
+
+def service_status(settings: Settings) -> dict[str, Any]:
+    """The service section: asked over the control socket; ``running: false`` when none."""
+    from tracker.adapters.control_socket import send_command
+    from tracker.errors import TrackerError
+
+    try:
+        reply = send_command(settings.storage.resolved_data_dir(), "status", timeout_s=5.0)
+    except TrackerError as exc:
+        return {"running": False, "reason": str(exc)}
+    except OSError as exc:
+        return {"running": False, "reason": f"the service did not answer: {exc}"}
+    if not reply.get("ok"):
+        return {"running": True, "error": reply.get("error")}
+    return {"running": True, **reply.get("status", {})}
+
+
+def render_service(info: dict[str, Any]) -> list[str]:
+    if not info.get("running"):
+        return [f"service: not running ({info.get('reason', '')})"]
+    if "error" in info:
+        return [f"service: running, but its status failed: {info['error']}"]
+    gps = info.get("gps", {})
+    fix = "fix" if gps.get("has_fix") else "no fix"
+    receiver = "receiver present" if gps.get("receiver_present") else "NO RECEIVER"
+    last = gps.get("last_fix") or {}
+    sats = last.get("sats", gps.get("sats"))
+    lines = [
+        f"service: running (pid {info.get('pid')}, up {_duration(info.get('uptime_s', 0))}),"
+        f" LED shows {info.get('device_state')}",
+        f"  gps: {receiver}, {fix}, satellites {sats if sats is not None else '?'},"
+        f" fixes {info.get('engine', {}).get('fixes', 0)}",
+    ]
+    drops = info.get("drops") or {}
+    if any(drops.values()):
+        lines.append("  dropped fixes: " + ", ".join(f"{k} {v}" for k, v in drops.items() if v))
+    act = info.get("activity")
+    if act:
+        lines.append(
+            f"  activity: {act['title']} ({act['state']}), remote id {act['remote_id'] or '-'}"
+        )
+        lines.append(
+            f"  points: recorded {act['points_recorded']}, sent {act['points_sent']},"
+            f" waiting {act['points_waiting']}"
+        )
+    else:
+        lines.append("  activity: none (press the button or run `tracker start`)")
+    up = info.get("uplink", {})
+    link = f"  link: {up.get('link')}, last successful upload {up.get('last_success') or 'never'}"
+    if up.get("last_error"):
+        link += f"; last error: {up['last_error']}"
+    lines.append(link)
+    lines.append(f"  login (service): {info.get('login', {}).get('state')}")
+    storage = info.get("storage", {})
+    if storage.get("error"):
+        lines.append(f"  STORAGE: {storage['error']}")
+    hr = info.get("heart_rate", {})
+    if hr and hr.get("state") != "disabled":
+        lines.append(f"  heart rate: {hr.get('state')}, last {hr.get('last_hr', '?')}")
+    return lines
+
+
+COLLECTORS["service"] = service_status
+RENDERERS["service"] = render_service
+
+
 def main(args: argparse.Namespace, settings: Settings) -> int:
     status = collect(settings)
     status["collected_at"] = time.time()
