@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from tracker.adapters.api import MapMyTracksClient
 from tracker.adapters.control_socket import send_command
@@ -255,21 +254,10 @@ async def test_heart_rate_after_the_last_fix_reaches_the_server(tmp_path: Path) 
     assert remote["hr"] == [{"hr": 110 + s, "timestamp": T0 + s} for s in range(10)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "uplink gap (tracker/adapters/uplink.py, Uplink._work): a request is made only when "
-        "points wait (`if points:`), so HR samples waiting with no point left are never sent; "
-        "at STOPPING it calls stopActivity and they stay in the outbox. Fix: send an "
-        "update_activity(remote_id, [], hr) when hr waits and remote_id is set (the emulator "
-        "accepts an empty loc with hr), before stopActivity."
-    ),
-)
-async def test_heart_rate_waiting_without_any_point_is_sent_before_the_stop(
-    tmp_path: Path,
-) -> None:
-    """One fix, then the GPS is lost while the strap goes on; the start (with that point) is
-    already confirmed, so when the ride stops only HR samples wait. They must still go up."""
+async def test_heart_rate_without_any_point_to_carry_it_is_still_sent(tmp_path: Path) -> None:
+    """One fix, then the GPS is lost while the strap goes on: the start (with that point) is
+    confirmed, and from then on only HR samples wait. They go up live, in updates of their own
+    (an empty ``loc``), and nothing is left in the outbox when the ride stops."""
     data = tmp_path / "data"
     radio = FakeRadio()
     async with running_emulator() as emu, riding(emu, data, radio) as (svc, ride):
@@ -280,8 +268,13 @@ async def test_heart_rate_waiting_without_any_point_is_sent_before_the_stop(
         for second in range(1, 5):
             await ride.beat(link, second + 0.5, 110 + second)
         assert svc.counters.hr_samples == 5
+        # Live, without waiting for a point to carry them:
+        await until(lambda: len(emu.activities[0].hr) == 5)
         reply = await asyncio.to_thread(send_command, data, "stop")
         assert reply["stopped"] is True
         await until(lambda: bool(emu.activities) and emu.activities[0].state == "stopped")
         (remote,) = await inspection(emu)
+        (rec,) = svc.outbox.activities()
+        assert rec.pending_hr == []
     assert remote["hr"] == [{"hr": 110 + s, "timestamp": T0 + s} for s in range(5)]
+    assert remote["points"] == [{"lat": 45.0, "lon": 7.0, "ele": 200.0, "timestamp": T0}]

@@ -192,7 +192,8 @@ class Uplink:
         if a.upload_only:
             return False
         if a.state is ActivityState.RECORDING:
-            return bool(rec.pending)
+            # Heart rate alone goes too once the activity exists (GPS lost, strap still on).
+            return bool(rec.pending) or bool(rec.pending_hr and a.remote_id is not None)
         return a.state is ActivityState.STOPPING
 
     async def _work(self, rec: ActivityRecord) -> bool:
@@ -215,7 +216,9 @@ class Uplink:
             await self._upload(self.outbox.record(a.local_id))
             return False
         points, hr = self.outbox.pending(a.local_id, limit)
-        if points:
+        # Heart-rate samples with no point left to carry them (GPS lost, strap still on) go
+        # in an update of their own, before any stopActivity: never left behind in the outbox.
+        if points or (hr and a.remote_id is not None):
             if a.remote_id is None:
                 remote_id = await self._call(
                     rec,
