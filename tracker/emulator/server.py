@@ -58,7 +58,6 @@ ALLOWED_FIELDS = {
     "stopActivity": {"activity_id"},
     "uploadActivity": {"status", "activity_type", "file", "activity_name", "tags"},
 }
-ACTIVITY_KEY = web.RequestKey("activity", Activity)  # which activity a request touched
 MAX_BODY = 64 * 1024 * 1024  # a long ride's GPX upload fits with room to spare
 
 
@@ -98,6 +97,9 @@ class Emulator:
         )
         self.requests: Counter[tuple[str, str]] = Counter()
         self.dirty = False  # something worth saving changed since the last save
+        # Which activity each in-flight request touched (by id(request)), for the lost-reply
+        # counter; popped by the fault middleware when the request ends.
+        self._touched: dict[int, Activity] = {}
         self.state_file = Path(state_file) if state_file else None
         if self.state_file and self.state_file.exists():
             self.load_state(self.state_file)
@@ -223,10 +225,12 @@ class Emulator:
         if action is Action.DROP:
             await self._count_fault(request, endpoint, "dropped")
             return self._hang_up(request)
-        response = await handler(request)
+        try:
+            response = await handler(request)
+        finally:
+            activity = self._touched.pop(id(request), None)
         if action is Action.LOST_REPLY:
             self.requests[(endpoint, "lost_reply")] += 1
-            activity = request.get(ACTIVITY_KEY)
             if activity is not None:
                 activity.count(endpoint, "lost_reply")
             log.info("injected fault: request applied, reply lost", endpoint=endpoint)
@@ -410,7 +414,7 @@ class Emulator:
         self.requests[(endpoint, "ok")] += 1
         activity.count(endpoint, "ok")
         self.dirty = True
-        request[ACTIVITY_KEY] = activity
+        self._touched[id(request)] = activity
         return web.json_response({"function": endpoint, **reply})
 
     def _activity_of(self, endpoint: str, fields: MultiDictProxy[Any]) -> Activity | None:
