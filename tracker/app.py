@@ -121,6 +121,7 @@ class Service:
         self.receiver_present = False
         self.shown_state: DeviceState | None = None
         self._pending_calls: set[asyncio.Future[Any]] = set()
+        self._autostart_armed = self.settings.activity.autostart
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -313,6 +314,9 @@ class Service:
                 self._stage_sampler_state()
             await self.outbox.update_activity(rec.activity.apply(Event.STOP))
             self.sampler = None
+            # Autostart means "start riding when the tracker comes up with a fix", not "restart
+            # the moment the rider stops": after a stop only the button or a command starts.
+            self._autostart_armed = False
             log.info(
                 "activity stopped; sending what waits, then stopActivity",
                 title=rec.activity.title,
@@ -355,7 +359,7 @@ class Service:
         c.fixes += 1
         c.last_fix = fix
         c.last_fix_mono = self.monotonic()
-        if self.current() is None and self.settings.activity.autostart:
+        if self.current() is None and self._autostart_armed:
             await self.start_activity(Trigger.AUTOSTART)
         rec = self.current()
         if rec is None or self.sampler is None:

@@ -137,9 +137,9 @@ def render_service(info: dict[str, Any]) -> list[str]:
         f"  gps: {receiver}, {fix}, satellites {sats if sats is not None else '?'},"
         f" fixes {info.get('engine', {}).get('fixes', 0)}",
     ]
-    drops = info.get("drops") or {}
-    if any(drops.values()):
-        lines.append("  dropped fixes: " + ", ".join(f"{k} {v}" for k, v in drops.items() if v))
+    drops = {k: v for k, v in (info.get("drops") or {}).items() if k != "accepted" and v}
+    if drops:
+        lines.append("  dropped fixes: " + ", ".join(f"{k} {v}" for k, v in drops.items()))
     act = info.get("activity")
     if act:
         lines.append(
