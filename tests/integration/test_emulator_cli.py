@@ -127,6 +127,22 @@ async def test_state_is_autosaved_so_sigkill_loses_nothing_accepted(tmp_path: Pa
         assert stop(proc)[0] == 0
 
 
+def test_port_in_use_is_one_clear_error():
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "tracker", "emulator", "--port", str(port)],
+            capture_output=True, text=True, timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert result.stdout == ""
+
+
 def test_damaged_state_file_is_one_clear_error(tmp_path: Path):
     state = tmp_path / "state.json"
     state.write_text("{not json")

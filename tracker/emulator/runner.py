@@ -155,6 +155,17 @@ async def _autosave(emulator: Emulator) -> None:
                 get_logger("emulator").warning("state file not saved", error=str(exc))
 
 
+def _is_loopback_host(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _bound_port(runner: web.AppRunner, requested: int) -> int:
     for address in runner.addresses:
         if isinstance(address, tuple) and len(address) >= 2:
@@ -186,5 +197,8 @@ async def serve_until_signalled(
         ])
         log.info("emulator listening", base_url=emu.base_url, faults=emu.faults.as_dict(),
                  auto_approve=emu.emulator.auto_approve)
+        if not _is_loopback_host(emu.host):
+            log.warning("emulator reachable beyond this machine: plain HTTP, demo credentials",
+                        host=emu.host)
         await stop.wait()
         log.info("emulator stopping")
