@@ -73,16 +73,21 @@ class FakeLink:
         self.on_packet = on_packet
         self.dropped = asyncio.Event()
         self.closed = False
+        self.error: Exception | None = None
 
     def notify(self, packet: bytes) -> None:
         assert not self.closed, "the source closed this link"
         self.on_packet(packet)
 
-    def drop(self) -> None:
+    def drop(self, error: Exception | None = None) -> None:
+        """The strap goes away; with ``error``, the stack reports the loss as that error."""
+        self.error = error
         self.dropped.set()
 
     async def wait_closed(self) -> None:
         await self.dropped.wait()
+        if self.error is not None:
+            raise self.error
 
     async def close(self) -> None:
         self.closed = True

@@ -234,6 +234,21 @@ async def test_a_broken_bluetooth_stack_is_retried_forever_without_crashing(
     assert harness.samples == [HeartRateSample(timestamp=1_700_000_060, hr=130)]
 
 
+async def test_a_link_that_fails_with_an_error_is_treated_as_lost(harness: Harness) -> None:
+    harness.start()
+    link = await harness.connected(1)
+    link.drop(error=OSError("org.bluez.Error.Failed: le-connection-abort-by-local"))
+    await until(lambda: harness.source.status()["state"] == "lost")
+    assert link.closed
+    assert harness.source.status()["last_error"] == (
+        "the link failed: OSError: org.bluez.Error.Failed: le-connection-abort-by-local"
+    )
+    await harness.clock.advance(1.0)
+    link2 = await harness.connected(2)
+    await harness.send(link2, 5.0, hr_packet(101))
+    assert harness.samples == [HeartRateSample(timestamp=1_700_000_005, hr=101)]
+
+
 async def test_a_silent_link_is_treated_as_lost() -> None:
     h = make_harness(silence_timeout_s=20.0)
     clock, source = h.clock, h.source

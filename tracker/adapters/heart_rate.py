@@ -415,8 +415,8 @@ class HeartRateSource:
         try:
             while True:
                 if self._silence_timeout_s is None:
-                    await closed  # re-raises what wait_closed raised
-                    return "the strap disconnected"
+                    await asyncio.wait({closed})
+                    return _why_closed(closed)
                 last = self._last_packet_at if self._last_packet_at is not None else self._clock()
                 remaining = self._silence_timeout_s - (self._clock() - last)
                 if remaining <= 0:
@@ -427,8 +427,7 @@ class HeartRateSource:
                 finally:
                     timer.cancel()
                 if closed.done():
-                    closed.result()  # a transport may end the source from here
-                    return "the strap disconnected"
+                    return _why_closed(closed)
         finally:
             closed.cancel()
 
@@ -477,6 +476,16 @@ class HeartRateSource:
             self._log.warning(f"heart_rate_{state}", previous=previous, **details)
         else:
             self._log.info(f"heart_rate_{state}", device=self._device, previous=previous)
+
+
+def _why_closed(closed: asyncio.Future[None]) -> str:
+    """The reason a finished ``wait_closed`` gives; TransportExhausted ends the source."""
+    exc = closed.exception()
+    if exc is None:
+        return "the strap disconnected"
+    if isinstance(exc, TransportExhausted):
+        raise exc
+    return f"the link failed: {_describe(exc)}"
 
 
 def _describe(exc: BaseException) -> str:
