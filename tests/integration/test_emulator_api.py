@@ -338,3 +338,26 @@ async def test_single_activity_inspection_and_reset(api, emu):
     # Ids keep increasing after a reset: an old id never names a new activity.
     _, again = await api.start("Ride A", T0)
     assert again["activity_id"] > aid
+
+
+@pytest.mark.parametrize(("content_type", "body"), [
+    ("multipart/form-data", b"garbage"),
+    ("multipart/form-data; boundary=xyz", b"garbage"),
+    ("multipart/form-data; boundary=xyz",
+     b'--xyz\r\nContent-Disposition: form-data; name="data"\r\n\r\n\xff\xfe\r\n--xyz--\r\n'),
+])
+async def test_broken_multipart_is_a_403_not_a_crash(api, emu, content_type, body):
+    async with api.http.post(f"{emu.base_url}/startActivity", data=body, headers={
+            "Authorization": f"Bearer {api.token}", "Content-Type": content_type}) as r:
+        assert r.status == 403
+        reply = await r.json()
+    assert reply["error"] == "INVALID_PARAMENTER"
+    assert "form body cannot be read" in reply["message"]
+    assert emu.activities == []
+
+
+async def test_data_sent_as_a_file_part_is_read_too(api, emu):
+    status, body = await api.call("startActivity", {"status": "private"},
+                                  files={"data": ("d.json", data(T0).encode())})
+    assert status == 200, body
+    assert len(emu.activity(body["activity_id"]).points) == 1

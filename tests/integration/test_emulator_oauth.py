@@ -323,3 +323,10 @@ async def test_token_reply_is_not_cacheable(emu, http):
     async with http.post(emu.token_url, data=form, headers=basic()) as r:
         assert r.status == 200
         assert r.headers["Cache-Control"] == "no-store"
+
+
+async def test_token_body_that_is_not_utf8_is_invalid_request(emu, http):
+    async with http.post(emu.token_url, data=b"\xff\xfe", headers={
+            **basic(), "Content-Type": "application/x-www-form-urlencoded"}) as r:
+        assert r.status == 400
+        assert (await r.json())["error"] == "invalid_request"

@@ -61,6 +61,18 @@ ALLOWED_FIELDS = {
 MAX_BODY = 64 * 1024 * 1024  # a long ride's GPX upload fits with room to spare
 
 
+class MalformedBodyError(Exception):
+    """The body says it is a form but cannot be parsed as one (bad multipart, not UTF-8)."""
+
+
+async def _read_body(request: web.Request) -> MultiDictProxy[Any]:
+    """``request.post()``, with a broken body turned into one clear error instead of a 500."""
+    try:
+        return await request.post()
+    except ValueError as exc:  # includes UnicodeDecodeError and multipart framing errors
+        raise MalformedBodyError(f"the form body cannot be read: {exc}") from None
+
+
 def _endpoint_name(path: str) -> str:
     """``/api3/oauth/token`` → ``oauth/token``; ``/api3/startActivity`` → ``startActivity``."""
     return path[len(API_PREFIX) + 1:].rstrip("/") or "index"
@@ -242,8 +254,8 @@ class Emulator:
         log.info("injected fault", endpoint=endpoint, fault=outcome)
         if endpoint in RESOURCE_ENDPOINTS and request.content_type == "multipart/form-data":
             try:
-                fields = await request.post()
-            except (ValueError, OSError):
+                fields = await _read_body(request)
+            except MalformedBodyError:
                 return
             activity = self._activity_of(endpoint, fields)
             if activity is not None:
@@ -268,7 +280,11 @@ class Emulator:
             return _oauth_error(400, "invalid_request", f"repeated parameter {repeated[0]}")
         fields = dict(request.query)
         if request.method == "POST":
-            fields.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
+            try:
+                body = await _read_body(request)
+            except MalformedBodyError as exc:
+                return _oauth_error(400, "invalid_request", str(exc))
+            fields.update({k: v for k, v in body.items() if isinstance(v, str)})
         url, uri = fields.pop("redirect_url", None), fields.get("redirect_uri")
         if url and uri and url != uri:
             return _oauth_error(400, "invalid_request", "redirect_url and redirect_uri differ")
@@ -330,10 +346,14 @@ class Emulator:
     async def _form(self, request: web.Request) -> dict[str, str]:
         if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
             return {}
-        return {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+        return {k: v for k, v in (await _read_body(request)).items() if isinstance(v, str)}
 
     async def token(self, request: web.Request) -> web.StreamResponse:
-        fields = await self._form(request)
+        try:
+            fields = await self._form(request)
+        except MalformedBodyError as exc:
+            self.requests[("oauth/token:?", "error_400")] += 1
+            return _oauth_error(400, "invalid_request", str(exc))
         response = self.auth.create_token_response(self._oauth_request(request, fields))
         assert isinstance(response, web.StreamResponse)
         grant_type = fields.get("grant_type", "?")
@@ -347,7 +367,11 @@ class Emulator:
         return response
 
     async def revoke(self, request: web.Request) -> web.StreamResponse:
-        fields = await self._form(request)
+        try:
+            fields = await self._form(request)
+        except MalformedBodyError as exc:
+            self.requests[("oauth/revoke", "error_400")] += 1
+            return _oauth_error(400, "invalid_request", str(exc))
         response = self.auth.create_endpoint_response(
             "revocation", self._oauth_request(request, fields)
         )
@@ -393,7 +417,10 @@ class Emulator:
                 raise RejectedError(
                     f"the body must be multipart/form-data, not {request.content_type!r}"
                 )
-            fields = await request.post()
+            try:
+                fields = await _read_body(request)
+            except MalformedBodyError as exc:
+                raise RejectedError(str(exc)) from None
             activity = self._activity_of(endpoint, fields)
             unknown = sorted(set(fields) - ALLOWED_FIELDS[endpoint])
             if unknown:
