@@ -129,9 +129,9 @@ async def test_malformed_packets_are_counted_skipped_and_logged_once() -> None:
         for i, bad in enumerate([b"", b"\x01\x50", b"\x10\x50\x01", b"\x00\x50\x00\x00"]):
             await harness.send(link, 0.1 * i, bad)
         await harness.send(link, 2.0, hr_packet(99))
+        status = harness.source.status()
         await harness.stop()
     assert harness.samples == [HeartRateSample(timestamp=1_700_000_002, hr=99)]
-    status = harness.source.status()
     assert status["malformed"] == 4
     assert status["state"] == "connected"
     malformed_logs = [e for e in logs if e["event"] == "heart_rate_malformed_packet"]
@@ -282,6 +282,7 @@ async def test_leaving_the_loop_closes_the_link_and_a_new_loop_reconnects(
         await anext(second)
     await iterator.aclose()
     assert link.closed
+    assert harness.source.status()["state"] == "lost"
     # A supervisor restarting the consumer: a new iteration reconnects and time goes on.
     restarted = harness.source.samples()
     again = asyncio.ensure_future(anext(restarted))

@@ -329,6 +329,9 @@ class HeartRateSource:
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
             self._iterating = False
+            if self._state == "connected":  # the link was closed with the loop
+                self._state = "lost"
+                self._last_problem = "nobody is reading the samples"
 
     def status(self) -> dict[str, Any]:
         """State, strap, last value and time (GPS second), counters: JSON-able, small."""
