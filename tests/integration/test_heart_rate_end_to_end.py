@@ -23,6 +23,7 @@ from tracker.adapters.control_socket import send_command
 from tracker.adapters.heart_rate import HeartRateSource
 from tracker.adapters.tokens import TokenStore
 from tracker.app import Service
+from tracker.commands.status import render_service, service_status
 from tracker.config import Settings
 from tracker.core.heart_rate import describe_heart_rate_status
 from tracker.emulator.runner import EmulatorHandle, running_emulator
@@ -187,6 +188,8 @@ async def test_heart_rate_rides_with_the_points_into_the_emulator(tmp_path: Path
         assert describe_heart_rate_status(hr_status).startswith(
             "heart rate: connected (Fake H10 (AA:BB:CC:DD:EE:01)), last 129 bpm"
         )
+        section = await asyncio.to_thread(service_status, svc.settings)
+        assert "  heart rate: connected, last 129" in render_service(section)
 
         await ride.fixes.put(None)  # end of the ride: the engine stops the activity
         await until(lambda: bool(emu.activities) and emu.activities[0].state == "stopped")
