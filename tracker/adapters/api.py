@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import Any, Final
 
 import aiohttp
+from structlog.typing import FilteringBoundLogger
 
 from tracker.adapters.oauth import (
     DEFAULT_LEEWAY_S,
@@ -47,7 +48,12 @@ from tracker.model import HeartRateSample, Point
 
 USER_AGENT: Final = "tracker/0.1 (+Raspberry Pi live tracker; aiohttp)"
 
-_log = get_logger("api")
+
+
+def _log() -> FilteringBoundLogger:
+    """This module's logger, made at each use: a logger made at import time would keep the
+    logging configuration (and redaction) of that moment, not the one configured later."""
+    return get_logger("api")
 
 
 # -- the payload -------------------------------------------------------------------------------
@@ -163,7 +169,7 @@ class MapMyTracksClient:
             leeway=self._leeway_s,
         )
         if not self._oauth.load_from_store_or_login_needed():
-            _log.warning(
+            _log().warning(
                 "not logged in; uploads wait for `tracker login`",
                 login_state="login_needed",
                 reason=self._oauth.login_needed_reason,

@@ -43,6 +43,7 @@ import aiohttp
 from authlib.oauth2.base import OAuth2Error
 from authlib.oauth2.client import OAuth2Client
 from authlib.oauth2.rfc6749 import OAuth2Token
+from structlog.typing import FilteringBoundLogger
 
 from tracker.adapters import tokens as token_module
 from tracker.adapters.tokens import TokenStore
@@ -71,7 +72,12 @@ DEFAULT_LEEWAY_S: Final = 60.0
 LOCK_POLL_S: Final = 0.05
 LOCK_TIMEOUT_S: Final = 30.0
 
-_log = get_logger("oauth")
+
+
+def _log() -> FilteringBoundLogger:
+    """This module's logger, made at each use: a logger made at import time would keep the
+    logging configuration (and redaction) of that moment, not the one configured later."""
+    return get_logger("oauth")
 
 
 def system_clock() -> float | None:
@@ -438,7 +444,7 @@ class OAuthClient(OAuth2Client):  # type: ignore[misc]
             # The old refresh token is already dead, so the pair in memory is the only valid
             # one: keep using it and keep trying to write it before every request.
             self._unsaved = True
-            _log.error("the new login could not be saved; keeping it in memory", error=str(exc))
+            _log().error("the new login could not be saved; keeping it in memory", error=str(exc))
             return
         self._unsaved = False
         self._generation = int(record["generation"])
@@ -530,24 +536,26 @@ class OAuthClient(OAuth2Client):  # type: ignore[misc]
                 try:
                     logged_in = self.load_from_store()
                 except StorageError as exc:  # unreadable now: the pair in memory is still ours
-                    _log.warning("cannot re-read the token file before refreshing", error=str(exc))
+                    _log().warning(
+                        "cannot re-read the token file before refreshing", error=str(exc)
+                    )
                     logged_in = True
                 if not logged_in:
                     raise LoginNeededError(self.login_needed_reason)
             if self.token.get("refresh_token") != before and (forced or not self.needs_refresh()):
-                _log.info("using the login another tracker process refreshed")
+                _log().info("using the login another tracker process refreshed")
                 return
             refresh_token = self.token.get("refresh_token")
             if not refresh_token:
                 self._login_needed("the stored login has no refresh token")
-            _log.info("refreshing the access token", forced=forced)
+            _log().info("refreshing the access token", forced=forced)
             token_module.checkpoint("refresh_starting")
             try:
                 await self.refresh_token(self.endpoints.token, refresh_token=refresh_token)
             except TokenRefusedError as exc:
                 self._token_endpoint_refused(exc.error)
             self.refresh_count += 1
-            _log.info("access token refreshed", token_expires_in=self.lifetime.expires_in)
+            _log().info("access token refreshed", token_expires_in=self.lifetime.expires_in)
         finally:
             self.store.unlock(lock_fd)
 
@@ -582,8 +590,8 @@ class OAuthClient(OAuth2Client):  # type: ignore[misc]
             try:
                 self.store.mark_login_needed(reason)
             except StorageError as exc:
-                _log.error("cannot record the login-needed state", error=str(exc))
-        _log.error("login needed", reason=reason, login_state="login_needed")
+                _log().error("cannot record the login-needed state", error=str(exc))
+        _log().error("login needed", reason=reason, login_state="login_needed")
         raise LoginNeededError(self.login_needed_reason)
 
     # --- authorized requests -----------------------------------------------------------------
@@ -609,7 +617,7 @@ class OAuthClient(OAuth2Client):  # type: ignore[misc]
                     raise classify_status(reply)
                 return reply
             if attempt == 1:
-                _log.info("access token refused (HTTP 401); refreshing once", what=what)
+                _log().info("access token refused (HTTP 401); refreshing once", what=what)
                 await self.ensure_active_token(failed_access_token=access_token)
         raise AuthError(
             f"{what}: the server refused the access token even after a refresh (HTTP 401)"

@@ -38,6 +38,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from structlog.typing import FilteringBoundLogger
+
 from tracker.errors import StorageError
 from tracker.logs import get_logger, register_secret
 
@@ -48,7 +50,12 @@ FORMAT_VERSION: Final = 1
 # is a plain JSON value, so a surprising reply cannot break the file.
 _TOKEN_KEYS: Final = ("access_token", "refresh_token", "token_type", "expires_in", "scope")
 
-_log = get_logger("tokens")
+
+
+def _log() -> FilteringBoundLogger:
+    """This module's logger, made at each use: a logger made at import time would keep the
+    logging configuration (and redaction) of that moment, not the one configured later."""
+    return get_logger("tokens")
 
 # Test hook for the crash-safety tests: called with the name of each step of a save
 # ("temp_written", "renamed", "dir_synced") and by the OAuth client with "refresh_starting"
@@ -112,7 +119,9 @@ class TokenStore:
             if tmp is not None and (main is None or _generation(tmp) > _generation(main)):
                 newest = tmp
                 if lock_fd is not None:
-                    _log.warning("token store: finishing an interrupted save", path=str(self.path))
+                    _log().warning(
+                        "token store: finishing an interrupted save", path=str(self.path)
+                    )
                     try:
                         os.replace(self.tmp_path, self.path)
                         _fsync_dir(self.path.parent)
