@@ -120,7 +120,18 @@ def test_ais_and_proprietary_are_skipped_not_errors() -> None:
 
 
 @pytest.mark.parametrize(
-    "line", [b"$*00\n", b"x$*00\n", b"$*00", b"$GP*17\n", b"!*00\n", b"$\n", b"$,*2C\n", b"*\n"]
+    "line",
+    [
+        b"$*00\n",
+        b"x$*00\n",
+        b"$*00",
+        b"$GP*17\n",
+        b"!*00\n",
+        b"$\n",
+        b"$,*2C\n",
+        b"*\n",
+        b"$!,RMC,*7D\n",
+    ],
 )
 def test_degenerate_sentences_are_garbage_not_errors(line: bytes) -> None:
     f = framer()

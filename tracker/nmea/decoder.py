@@ -172,7 +172,7 @@ class FixDecoder:
     def _sentence(self, body: bytes, out: list[Fix]) -> None:
         try:
             report = self._parse(body.split(b","))
-        except (ValueError, IndexError, TypeError, OverflowError):
+        except (ValueError, IndexError, TypeError, OverflowError, AttributeError, KeyError):
             self.stats.malformed += 1
             return
         if report is None:
@@ -272,5 +272,6 @@ class FixDecoder:
         return Fix(when, unix, e.lat, e.lon, mode, e.alt, e.speed, e.course, e.sats, e.hdop)
 
 
-def _fast_parse(fields: list[bytes]) -> Report:
-    return PARSERS[fields[0][2:]](fields)
+def _fast_parse(fields: list[bytes]) -> Report | None:
+    parser = PARSERS.get(fields[0][2:])
+    return parser(fields) if parser is not None else None

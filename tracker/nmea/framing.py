@@ -118,7 +118,7 @@ class Framer:
                 body = line[1:star]
                 if hex_value.get(line[star + 1 :]) == nmea_checksum(body):
                     good += 1
-                    if body[5] == 0x2C and body[2:5] in wanted and body[0] != 0x50:
+                    if body.find(b",", 0, 6) == 5 and body[2:5] in wanted and body[0] != 0x50:
                         out.append(body)
                     else:
                         skipped += 1
@@ -190,7 +190,7 @@ class Framer:
             stats.garbage += 1
             return
         stats.sentences += 1
-        if ais or body[0] == 0x50 or body[5:6] != b"," or body[2:5] not in self.wanted:
+        if ais or body[0] == 0x50 or body.find(b",", 0, 6) != 5 or body[2:5] not in self.wanted:
             stats.skipped += 1  # proprietary $P..., AIS, or a type we do not use
             return
         out.append(body)
