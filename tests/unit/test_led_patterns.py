@@ -239,4 +239,8 @@ async def test_showing_the_same_state_again_does_not_restart_the_pattern(
     hw.show_shutting_down()
     assert pin.state == 0
     assert factory.pin(22).state == 0
+    hw.show(DeviceState.RECORDING_LIVE)  # the engine's state task keeps running while it flushes
+    assert hw.state is DeviceState.RECORDING_LIVE
+    assert pin.state == 0  # still dark
+    assert factory.pin(22).state == 0
     hw.close()

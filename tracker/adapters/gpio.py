@@ -239,6 +239,7 @@ class Hardware:
         self.pwm = False
         self._shown: dict[str, LedPattern] = {}
         self.state: DeviceState | None = None
+        self.shutting_down = False
         self._players: dict[str, Any] = {}
         try:
             if leds.enabled:
@@ -303,13 +304,19 @@ class Hardware:
         return self._button is not None
 
     def show(self, state: DeviceState) -> None:
-        """Show a DeviceState on the LEDs. Cheap to call often: an unchanged pattern is kept."""
+        """Show a DeviceState on the LEDs. Cheap to call often: an unchanged pattern is kept.
+
+        After :meth:`show_shutting_down` the LEDs stay dark whatever is shown.
+        """
         self.state = state
+        if self.shutting_down:
+            return
         self._play("status", self.status_led, status_pattern(state))
         self._play("link", self.link_led, link_pattern(state))
 
     def show_shutting_down(self) -> None:
-        """Both LEDs dark: the long press was taken, the Pi is flushing and powering off."""
+        """Both LEDs dark from now on: the long press was taken, the Pi flushes and powers off."""
+        self.shutting_down = True
         self._play("status", self.status_led, SHUTTING_DOWN)
         self._play("link", self.link_led, SHUTTING_DOWN)
 
