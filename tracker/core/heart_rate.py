@@ -120,8 +120,8 @@ def parse_heart_rate_measurement(data: bytes | bytearray | memoryview) -> HeartR
 
     The length must be exactly what the flags announce: a short payload is truncated, and
     bytes left over after the last announced field mean the flags and the data disagree (the
-    only variable part, the RR list, must consist of whole uint16 values). The spec allows the
-    RR flag with an empty list (a notification sent before the first full beat): accepted.
+    only variable part, the RR list, must consist of whole uint16 values). The RR flag with no
+    value after it is accepted rather than thrown away: the heart-rate value is still good.
     """
     packet = bytes(data)
     size = len(packet)
