@@ -114,7 +114,10 @@ def test_unit_runs_the_tracker_as_asked() -> None:
     assert args.log_json is True
     assert svc["StandardOutput"] == "journal"
     # The long-press power-off is allowed only inside this unit (tracker/adapters/shutdown.py).
-    assert "TRACKER_SERVICE=1" in UNIT.read_text()
+    assert "TRACKER_SERVICE=1" in svc["Environment"].split()
+    # lgpio needs a writable directory for its notification pipes (gpiozero issue #1106).
+    assert "LG_WD=/tmp" in svc["Environment"].split()
+    assert svc["PrivateTmp"] == "yes"
 
 
 def test_unit_is_hardened_and_only_the_data_dir_is_writable() -> None:
