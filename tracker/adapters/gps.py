@@ -19,12 +19,9 @@ from tracker.config import FilterSettings, GpsSettings
 from tracker.core.filters import FixFilter
 from tracker.core.ringbuffer import RingBuffer
 from tracker.errors import ConfigError
-from tracker.logs import get_logger
 from tracker.model import Fix, FixMode
 from tracker.nmea import FixDecoder
 from tracker.nmea.tpv import fix_to_tpv
-
-log = get_logger("gps")
 
 # A live receiver reporting a date before this lost count of GPS weeks (the 10-bit week
 # number rollover): its date is moved 1024 weeks forward. Recordings are not corrected.

@@ -12,12 +12,20 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from tracker.logs import get_logger
+
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
 from tracker.model import Fix
 from tracker.nmea.tpv import tpv_to_fix
 
-log = get_logger("gps.gpsd")
+
+def _log() -> FilteringBoundLogger:
+    # Looked up when used, not at import: logging may be (re)configured after this module loads.
+    return get_logger("gps.gpsd")
+
 
 WATCH = b'?WATCH={"enable":true,"json":true};\n'
 MAX_LINE = 1 << 16
@@ -60,7 +68,7 @@ class GpsdSource:
                 reader, writer = await asyncio.open_connection(self.host, self.port, limit=MAX_LINE)
             except OSError as exc:
                 if not reported:
-                    log.warning("gpsd not reachable, retrying", host=self.host, port=self.port,
+                    _log().warning("gpsd not reachable, retrying", host=self.host, port=self.port,
                                 reason=exc.strerror or str(exc))  # fmt: skip
                     reported = True
                 await asyncio.sleep(backoff)
@@ -69,7 +77,7 @@ class GpsdSource:
             backoff = self.backoff_initial_s
             reported = False
             self.connects += 1
-            log.info("gpsd connected", host=self.host, port=self.port)
+            _log().info("gpsd connected", host=self.host, port=self.port)
             reason = "connection closed"
             try:
                 writer.write(WATCH)
@@ -85,7 +93,7 @@ class GpsdSource:
                     await writer.wait_closed()
             if self.closed:
                 return
-            log.warning("gpsd connection lost, retrying", reason=reason)
+            _log().warning("gpsd connection lost, retrying", reason=reason)
             reported = True
             yield None
 

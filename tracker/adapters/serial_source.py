@@ -23,13 +23,20 @@ import glob
 import os
 import select
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracker.errors import GpsInputError
 from tracker.logs import get_logger
+
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
 from tracker.nmea.framing import Framer
 
-log = get_logger("gps.serial")
+
+def _log() -> FilteringBoundLogger:
+    # Looked up when used, not at import: logging may be (re)configured after this module loads.
+    return get_logger("gps.serial")
+
 
 DEVICE_PATTERNS = ("/dev/serial/by-id/*", "/dev/ttyACM*", "/dev/ttyUSB*", "/dev/rfcomm*")
 BAUD_ORDER = (4800, 9600, 38400, 115200, 19200, 57600)
@@ -105,7 +112,7 @@ class SerialSource:
                 if self._on_retry is not None:
                     self._on_retry(self.failed_attempts)
                 if not reported_missing:
-                    log.warning("gps receiver not available, retrying", reason=str(exc))
+                    _log().warning("gps receiver not available, retrying", reason=str(exc))
                     reported_missing = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.backoff_max_s)
@@ -114,7 +121,7 @@ class SerialSource:
             reported_missing = False
             self.present = True
             self.connects += 1
-            log.info("gps receiver connected", device=self.connected_path,
+            _log().info("gps receiver connected", device=self.connected_path,
                      baud=self.connected_baud)  # fmt: skip
             reason = "closed"
             try:
@@ -133,7 +140,7 @@ class SerialSource:
             if self.closed:
                 return
             self.disconnects += 1
-            log.warning("gps receiver lost, retrying", device=self.connected_path, reason=reason)
+            _log().warning("gps receiver lost, retrying", device=self.connected_path, reason=reason)
             reported_missing = True  # the loss was logged; the retries stay quiet
             yield b""
 
