@@ -43,13 +43,16 @@ async def read_through_pty(
     decoder = FixDecoder()
     decoded: list[Fix] = []
     unplugged = False
+    read_since_connect = 0
     async with asyncio.timeout(SAFETY_TIMEOUT_S):
         chunks = source.chunks()
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
+                read_since_connect += len(chunk)
                 if chunk:
                     decoded += decoder.feed(chunk)
                 else:  # the device went away: the half-read epoch is closed
+                    read_since_connect = 0
                     decoded += decoder.resync()
                     if receiver.done.is_set():
                         break
@@ -58,9 +61,13 @@ async def read_through_pty(
                 if unplug_after is not None and not unplugged and len(decoded) >= unplug_after:
                     unplugged = True
                     receiver.unplug()
-                # All written and all read but the last epoch (open until the next one or a
+                # All written and all read (the last epoch stays open until the next one or a
                 # break): pull the plug so the source reports the break and we flush it.
-                if receiver.done.is_set() and decoded and decoded[-1] == reference[-2]:
+                if (
+                    receiver.done.is_set()
+                    and receiver.plugged
+                    and read_since_connect == receiver.bytes_since_plug
+                ):
                     receiver.unplug()
     return decoded
 

@@ -82,6 +82,7 @@ class FakeReceiver:
         self._thread: threading.Thread | None = None
         self._started_at = 0.0
         self._settled_plug: int | None = None
+        self._bytes_at_plug = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -143,6 +144,7 @@ class FakeReceiver:
             self._master = master
             self.plugs += 1
             self.epochs_at_plug.append(self.epochs_written)
+            self._bytes_at_plug = self.bytes_written
             self._plugged.set()
 
     @property
@@ -156,6 +158,11 @@ class FakeReceiver:
         """GPS seconds written per wall-clock second so far."""
         elapsed = time.monotonic() - self._started_at
         return self.gps_seconds_written / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def bytes_since_plug(self) -> int:
+        """Bytes written into the current pty: a reader that has read this many has it all."""
+        return self.bytes_written - self._bytes_at_plug
 
     @property
     def total_epochs(self) -> int:
