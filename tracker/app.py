@@ -448,6 +448,9 @@ class Service:
         if action == "shutdown":
             from tracker.adapters.shutdown import SafeShutdown
 
+            if self.hardware is not None:
+                self.hardware.show_shutting_down()
+
             shutdown = SafeShutdown.from_settings(self.settings.button)
             shutdown.set_flush(self._flush_for_shutdown)
             self._background(shutdown())

@@ -162,7 +162,9 @@ def render_service(info: dict[str, Any]) -> list[str]:
         lines.append(f"  STORAGE: {storage['error']}")
     hr = info.get("heart_rate", {})
     if hr and hr.get("state") != "disabled":
-        lines.append(f"  heart rate: {hr.get('state')}, last {hr.get('last_hr', '?')}")
+        from tracker.core.heart_rate import heart_rate_status_lines
+
+        lines += ["  " + line for line in heart_rate_status_lines(hr)]
     return lines
 
 
