@@ -30,6 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+from structlog.typing import FilteringBoundLogger
+
 from tracker.config import ButtonSettings, GpioSettings, LedSettings
 from tracker.core.device_state import DeviceState
 from tracker.core.led_patterns import (
@@ -40,7 +42,11 @@ from tracker.core.led_patterns import (
 )
 from tracker.logs import get_logger
 
-log = get_logger("gpio")
+
+def _log() -> FilteringBoundLogger:
+    """This module's logger, made at each use: picks up the logging configuration in force
+    now (a logger bound at import time keeps the one in force then). Events here are rare."""
+    return get_logger("gpio")
 
 PressKind = Literal["short", "long"]
 PressCallback = Callable[[], object]
@@ -60,7 +66,7 @@ def _say_once(key: str, message: str, **fields: Any) -> None:
         if key in _said_once:
             return
         _said_once.add(key)
-    log.warning(message, **fields)
+    _log().warning(message, **fields)
 
 
 def is_raspberry_pi() -> bool:
@@ -189,15 +195,15 @@ class _PressRouter:
             if handler is None or loop is None:
                 if len(self._pending) >= MAX_PENDING_PRESSES:
                     dropped = self._pending.popleft()
-                    log.warning("too many button presses before start-up; oldest dropped",
+                    _log().warning("too many button presses before start-up; oldest dropped",
                                 dropped=dropped)
                 self._pending.append(kind)
-                log.info("button press queued until the engine listens", press=kind)
+                _log().info("button press queued until the engine listens", press=kind)
                 return
         try:
             loop.call_soon_threadsafe(handler)
         except RuntimeError:  # the loop is closed: we are shutting down
-            log.info("button press after the event loop closed; ignored", press=kind)
+            _log().info("button press after the event loop closed; ignored", press=kind)
 
     # event loop side --------------------------------------------------------------------------
     def register(self, kind: PressKind, callback: PressCallback) -> None:
@@ -376,7 +382,7 @@ class Hardware:
                 try:
                     device.close()
                 except Exception as exc:  # closing must not stop the shutdown
-                    log.warning("could not release a GPIO device", device=name, error=str(exc))
+                    _log().warning("could not release a GPIO device", device=name, error=str(exc))
                 setattr(self, name, None)
         self._shown.clear()
 
@@ -415,7 +421,7 @@ def open_hardware(
             error=f"{type(exc).__name__}: {exc}",
         )
         return None
-    log.info(
+    _log().info(
         "button and LEDs ready",
         factory=_factory_name(factory),
         button_pin=button.pin if button.enabled else None,

@@ -20,10 +20,16 @@ import os
 import shlex
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
+from structlog.typing import FilteringBoundLogger
+
 from tracker.config import ButtonSettings
 from tracker.logs import get_logger
 
-log = get_logger("shutdown")
+
+def _log() -> FilteringBoundLogger:
+    """This module's logger, made at each use: picks up the logging configuration in force
+    now (a logger bound at import time keeps the one in force then). Events here are rare."""
+    return get_logger("shutdown")
 
 FlushHook = Callable[[], Awaitable[object]]
 
@@ -77,22 +83,22 @@ class SafeShutdown:
         if self._flush is not None:
             try:
                 await asyncio.wait_for(self._flush(), self.flush_timeout_s)
-                log.info("flushed before shutdown")
+                _log().info("flushed before shutdown")
             except TimeoutError:
-                log.error("flush before shutdown timed out; powering off anyway",
+                _log().error("flush before shutdown timed out; powering off anyway",
                           timeout_s=self.flush_timeout_s)
             except Exception as exc:
-                log.error("flush before shutdown failed; powering off anyway",
+                _log().error("flush before shutdown failed; powering off anyway",
                           error=f"{type(exc).__name__}: {exc}")
         shown = shlex.join(self.command)
         if not self.command:
-            log.warning("no shutdown command configured; nothing to run")
+            _log().warning("no shutdown command configured; nothing to run")
             return False
         if self.require_service and not self.is_tracker_service(self._env):
-            log.warning("not running as the systemd service: shutdown command skipped",
+            _log().warning("not running as the systemd service: shutdown command skipped",
                         command=shown)
             return False
-        log.warning("long press: powering off", command=shown)
+        _log().warning("long press: powering off", command=shown)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.command,
@@ -101,12 +107,12 @@ class SafeShutdown:
                 stderr=asyncio.subprocess.STDOUT,
             )
         except OSError as exc:
-            log.error("shutdown command could not start", command=shown, error=str(exc))
+            _log().error("shutdown command could not start", command=shown, error=str(exc))
             return False
         output, _ = await proc.communicate()
         self.returncode = proc.returncode
         if proc.returncode != 0:
-            log.error("shutdown command failed", command=shown, returncode=proc.returncode,
+            _log().error("shutdown command failed", command=shown, returncode=proc.returncode,
                       output=output.decode("utf-8", "replace").strip()[-500:])
             return False
         return True
