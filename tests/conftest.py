@@ -19,6 +19,27 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(autouse=True)
+def _clean_structlog() -> object:
+    """Put back the logging configuration a test found. `tracker.cli.main` and some tests call
+    ``configure_logging``, which points structlog and the root logger at the current
+    ``sys.stderr``: under pytest that is the test's own capture stream, closed when the test
+    ends, so every later test that makes a logger would fail with "I/O operation on closed
+    file". The very same objects are restored (not defaults), so loggers bound at import time
+    and ``structlog.testing.capture_logs`` keep working."""
+    import logging
+
+    import structlog
+
+    before = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield None
+    structlog.configure(**before)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 def shared_file(*parts: str) -> Path:
     """A file under ../shared/data, or skip the calling test with the reason."""
     path = SHARED_DATA.joinpath(*parts)

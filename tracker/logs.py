@@ -130,6 +130,11 @@ def configure_logging(
 
 
 def get_logger(name: str) -> FilteringBoundLogger:
-    """A structlog logger bound to a component name."""
-    logger: FilteringBoundLogger = structlog.get_logger(name).bind(component=name)
+    """A structlog logger bound to a component name.
+
+    Lazy: the configuration (redaction, level, stream, JSON) is looked up when a line is logged,
+    not when the logger is made, so a module-level logger created at import time, before
+    :func:`configure_logging`, still goes through :func:`redact_secrets`.
+    """
+    logger: FilteringBoundLogger = structlog.get_logger(name, component=name)
     return logger

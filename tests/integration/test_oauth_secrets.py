@@ -10,7 +10,6 @@ authorization code or the client secret seen during the test.
 from __future__ import annotations
 
 import io
-import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -19,7 +18,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-import structlog
 
 from tests.integration.oauth_reference_server import (
     CLIENT_ID,
@@ -75,12 +73,10 @@ def chain_text(exc: BaseException) -> str:
 
 
 @pytest.fixture
-def logs() -> AsyncIterator[io.StringIO]:
+def logs() -> io.StringIO:
     stream = io.StringIO()
     configure_logging("debug", json=True, stream=stream)
-    yield stream
-    structlog.reset_defaults()
-    logging.getLogger().handlers.clear()
+    return stream  # tests/conftest.py puts the previous configuration back afterwards
 
 
 @pytest.fixture

@@ -241,6 +241,9 @@ async def login(
                 raise AuthError(f"no login approval within {timeout_s:g} s; try again") from None
             finally:
                 if helper is not None and not helper.done():
+                    answered = wait.future.done() and not wait.future.cancelled()
+                    if answered and wait.future.exception() is None:
+                        await asyncio.wait({helper}, timeout=10)  # let it read the reply page
                     helper.cancel()
             try:
                 token = await oauth.fetch_token(
