@@ -27,7 +27,7 @@ from tracker.adapters.api import MapMyTracksClient
 from tracker.adapters.login import login, logout
 from tracker.adapters.tokens import TokenStore
 from tracker.config import ApiSettings
-from tracker.errors import LoginNeededError, RetryableApiError
+from tracker.errors import AuthError, LoginNeededError, RetryableApiError
 from tracker.model import HeartRateSample, Point
 
 POINTS = [Point(1563809643, 51.282580123, 1.080466456, 10.25), Point(1563809650, 51.2826, 1.0805)]
@@ -189,3 +189,22 @@ async def test_logout_revokes_and_deletes(server: ReferenceServer, tmp_path: Pat
     assert record["refresh_token"] not in server.validator.refresh
     assert record["access_token"] not in server.validator.access
     assert await logout(settings_for(server), store) == (False, "not logged in (no stored tokens)")
+
+
+async def test_classification_of_429_and_a_401_that_survives_the_refresh(
+    server: ReferenceServer, tmp_path: Path
+) -> None:
+    store = TokenStore.in_dir(tmp_path)
+    await do_login(server, store)
+    async with MapMyTracksClient(settings_for(server), store) as client:
+        server.script = ["429"]
+        with pytest.raises(RetryableApiError) as limited:
+            await client.stop_activity(1)
+        assert limited.value.status == 429
+        assert limited.value.retry_after == 7
+        server.script = ["401", "", "401"]  # refused, refreshed fine, refused again
+        with pytest.raises(AuthError, match="even after a refresh") as refused:
+            await client.stop_activity(1)
+        assert not isinstance(refused.value, LoginNeededError)
+        assert client.oauth.refresh_count == 1
+        await client.stop_activity(1)  # the refreshed pair is fine afterwards
