@@ -204,3 +204,72 @@ async def test_heart_rate_samples_are_stored_and_sent_with_the_points(tmp_path: 
         assert stamps == sorted(set(stamps))  # at most one per second, in order
         assert remote.points[0].timestamp - 5 <= stamps[0] <= remote.points[-1].timestamp + 5
         assert svc.status()["heart_rate"]["state"] != "disabled"
+
+
+async def test_a_service_restart_is_not_a_stop_and_a_failed_task_restarts(tmp_path: Path) -> None:
+    log = shared_file(*TRACK)
+    data = tmp_path / "data"
+    s = Settings().replace("gps", source="replay", replay_file=str(log), replay_speed=0.0)
+    fixes = [f async for f in open_fix_stream(s.gps, s.filters)]
+    half = len(fixes) // 2
+    failures = [1]  # the first run of the gps task breaks once, like a flaky receiver
+
+    def first_half() -> AsyncIterator[Fix]:
+        async def gen() -> AsyncIterator[Fix]:
+            for i, fix in enumerate(fixes[:half]):
+                if i == 100 and failures:
+                    failures.pop()
+                    raise OSError("receiver glitch")
+                yield fix
+            await asyncio.Event().wait()
+
+        return gen()
+
+    def second_half() -> AsyncIterator[Fix]:
+        async def gen() -> AsyncIterator[Fix]:
+            for fix in fixes[half - 50 :]:  # some already seen: they are skipped
+                yield fix
+
+        return gen()
+
+    def settings_for(emu: EmulatorHandle) -> Settings:
+        return engine_settings(data, emu).replace("activity", autostart=True)
+
+    async with running_emulator() as emu:
+        settings = settings_for(emu)
+        store = TokenStore.in_dir(data)
+        store.save(emu.issue_tokens())
+
+        def client() -> MapMyTracksClient:
+            return MapMyTracksClient(settings.api, store)
+
+        first = Service(
+            settings, handle_signals=False, fix_stream=first_half, client_factory=client
+        )
+        task = asyncio.create_task(first.run())
+        await until(lambda: first.counters.fixes >= half - 1 and bool(emu.activities))
+        assert first.health["gps"].restarts == 1
+        assert "receiver glitch" in str(first.health["gps"].last_error)
+        title = first.current().activity.title  # type: ignore[union-attr]
+        first.stop()  # what SIGTERM does
+        await task
+        second = Service(
+            settings, handle_signals=False, fix_stream=second_half, client_factory=client
+        )
+        task = asyncio.create_task(second.run())
+        await wait_ready(second)
+        # resumed, not a new activity (the short second half may already have ended it)
+        assert [r.activity.title for r in second.outbox.activities()] == [title]
+        await until(lambda: bool(emu.activities) and emu.activities[0].state == "stopped")
+        second.stop()
+        await task
+        assert second.counters.stale_fixes >= 1
+        (remote,) = emu.activities
+        assert remote.title == title
+        assert remote.duplicates == 0
+        ref = fixes[:100] + fixes[100 + 1 :]  # the fix at the glitch was never delivered
+        assert sed_misses(ref, remote.points, 10.0 + 0.2) == []
+
+
+async def wait_ready(svc: Service) -> None:
+    await asyncio.wait_for(svc.wait_ready(), 10)
