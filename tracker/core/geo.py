@@ -39,6 +39,10 @@ class LocalFrame:
         self._ky = math.radians(1.0) * EARTH_RADIUS_M
         self._kx = self._ky * math.cos(math.radians(lat0))
 
+    def scale_error(self, lat: float) -> float:
+        """Relative error of east-west distances measured in this plane near ``lat``."""
+        return abs(math.cos(math.radians(lat)) * self._ky / self._kx - 1.0)
+
     def to_xy(self, lat: float, lon: float) -> tuple[float, float]:
         """Metres east and north of the origin."""
         dlon = lon - self.lon0

@@ -28,6 +28,7 @@ the number of candidates and fixes in one second) and JSON-serialisable for cras
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -43,8 +44,11 @@ from tracker.core.sampler_geometry import (
 from tracker.model import Fix, Point
 
 SNAPSHOT_VERSION = 1
-ROUNDING_MARGIN_M = 0.08  # 6-decimal rounding: at most 0.0556 m north + 0.0556 m east
-PROJECTION_MARGIN = 0.003  # relative: local-plane scale error within a few km of the origin
+ROUNDING_MARGIN_M = 0.09  # 6-decimal rounding (0.0556 m north + 0.0556 m east) + SNAP_S
+SNAP_S = 2e-6  # a fix this close after a whole second counts as at it (float time noise)
+PROJECTION_MARGIN = 0.003  # relative: what the local plane's scale error may cost, at most ...
+MAX_SPEED_MPS = 340.0  # a fix needing more than this from the last one is a glitch: skipped
+FRAME_TOLERANCE = 0.001  # ... since its origin moves when a fix's scale error exceeds this
 # The search (docs/sampler.md): when a segment ends, candidate closing knots are the centre and
 # corners of its region of closing knots at its last whole second, plus a few at each of the two
 # whole seconds before; at most BEAM paths are followed at once.
@@ -64,12 +68,38 @@ def _quality(poly: Polygon | None) -> float:
     return area(poly)
 
 
+def _room(cone: _Cone, now: float) -> float:
+    """A leaf's room at time ``now`` (area of its positions then), in 2 % steps so that leaves
+    alike up to rounding tie and the earlier candidate (the centre) wins."""
+    a = _quality(cone.poly) * (now - cone.ta) ** 2
+    return math.inf if a == math.inf else round(50.0 * math.log(max(a, 1e-12)))
+
+
+def _second_before(t: float) -> int:
+    """The last whole second before the fix time ``t`` (a time within SNAP_S after a whole
+    second counts as at it: 1.0000002 is second 1, whose last second before is 0)."""
+    return math.ceil(t - SNAP_S) - 1
+
+
+def _on_second(t: float) -> bool:
+    return t - math.floor(t) <= SNAP_S
+
+
 def _r6(v: float) -> float:
     return round(v, 6)
 
 
 def _r1(v: float | None) -> float | None:
     return None if v is None else round(v, 1)
+
+
+# Where a segment can end: whole second, feasible velocities, elevation, and the latest fix at or
+# before that second (with the first fix after it, it says where the ride was at that second).
+_End = tuple[int, Polygon | None, float | None, _Pend | None]
+
+
+def _pend(d: list[Any] | None) -> _Pend | None:
+    return None if d is None else (d[0], d[1], d[2], d[3])
 
 
 # An uncommitted knot: whole second, rounded latitude and longitude, elevation, and the time of
@@ -97,9 +127,12 @@ class _Cone:
         "ele",
         "first_t",
         "hist",
+        "int_before",
         "int_ele",
         "int_poly",
         "int_t",
+        "last",
+        "off",
         "pend",
         "poly",
         "ta",
@@ -131,9 +164,12 @@ class _Cone:
         self.ele: float | None = aele
         self.pend: list[_Pend] = []  # fixes after int_t (at most one second of them)
         self.first_t: float | None = None
+        self.off = 0.0  # how far the anchor is from where the ride was then (a tie-break)
         # Earlier whole seconds the segment could also end at: (second, polygon, elevation),
         # and the fixes after the oldest of them (a few seconds: O(1)).
-        self.hist: list[tuple[int, Polygon | None, float | None]] = []
+        self.hist: list[_End] = []
+        self.last: _Pend | None = None  # the latest fix fed
+        self.int_before: _Pend | None = None  # the latest fix at or before int_t
         self.back: list[_Pend] = []
 
     @property
@@ -168,7 +204,10 @@ class _Cone:
         c.ele = self.ele
         c.pend = list(self.pend)
         c.first_t = self.first_t
+        c.off = self.off
         c.hist = list(self.hist)
+        c.last = self.last
+        c.int_before = self.int_before
         c.back = list(self.back)
         return c
 
@@ -189,8 +228,11 @@ class _Cone:
             self.ele,
             [list(p) for p in self.pend],
             self.first_t,
-            [list(h) for h in self.hist],
+            [[h[0], h[1], h[2], None if h[3] is None else list(h[3])] for h in self.hist],
             [list(p) for p in self.back],
+            None if self.last is None else list(self.last),
+            None if self.int_before is None else list(self.int_before),
+            self.off,
         ]
 
     @classmethod
@@ -204,8 +246,11 @@ class _Cone:
         c.ele = d[12]
         c.pend = [(p[0], p[1], p[2], p[3]) for p in d[13]]
         c.first_t = d[14]
-        c.hist = [(int(h[0]), h[1], h[2]) for h in d[15]]
+        c.hist = [(int(h[0]), h[1], h[2], _pend(h[3])) for h in d[15]]
         c.back = [(p[0], p[1], p[2], p[3]) for p in d[16]]
+        c.last = _pend(d[17])
+        c.int_before = _pend(d[18])
+        c.off = d[19]
         return c
 
 
@@ -256,6 +301,7 @@ class Sampler:
         self.skipped_out_of_order = 0
         self.skipped_invalid = 0
         self.skipped_unreachable = 0
+        self.skipped_jump = 0
         self.points_out = 0
         # How each knot was settled (docs/sampler.md): every surviving path agreed on it, or
         # the delay bound came first and the best path decided, or the ride ended.
@@ -295,12 +341,19 @@ class Sampler:
         if self._frame is None:
             self._start(item)
         else:
+            if self._is_jump(t, lat, lon):
+                self.skipped_jump += 1
+                return self._skip(t)
+            if self._frame.scale_error(lat) > FRAME_TOLERANCE:
+                # far north or south of the plane's origin (a long ride, or a wild fix): move
+                # the origin so distances near this fix are measured true
+                self._reframe(lat, lon, self._leaves)
             backup = self._backup() if self._may_refeed_several(t) else None
             try:
                 leaves = self._step(self._leaves, item, top_level=True)
                 if leaves is None:
                     self.skipped_unreachable += 1
-                    return []
+                    return self._skip(t)
                 self._leaves = leaves
                 if self._first_after is None:
                     self._first_after = t
@@ -310,12 +363,38 @@ class Sampler:
                 if backup is None:  # pragma: no cover - excluded by _may_refeed_several
                     raise
                 self._leaves, self._frame, self._first_after = backup
+                del out[:]
                 self.skipped_unreachable += 1
-                self._out = []
-                return []
+                return self._skip(t)
         self._last_t = t
         self._last_fix = item
         self.fixes_accepted += 1
+        self.points_out += len(out)
+        return out
+
+    def _is_jump(self, t: float, lat: float, lon: float) -> bool:
+        """Whether reaching this fix from the last one needs more than MAX_SPEED_MPS.
+
+        The sampler keeps every fix it accepts within the bound, so one wild fix would bend the
+        line far off the ride for a segment (or, with sub-second fixes and a tiny delay bound,
+        for several): such fixes are a receiver glitch, and the filters upstream drop them too.
+        """
+        last = self._last_fix
+        if last is None:
+            return False
+        frame = self._frame
+        assert frame is not None
+        x0, y0 = frame.to_xy(last[1], last[2])
+        x1, y1 = frame.to_xy(lat, lon)
+        return math.hypot(x1 - x0, y1 - y0) - 2 * self.max_error_m > MAX_SPEED_MPS * (t - last[0])
+
+    def _skip(self, t: float) -> list[Point]:
+        """Skip this fix; its time still counts for the delay bound."""
+        self._last_t = t
+        out = self._out
+        # (_Unreachable here needs a sliver thinner than the rounding; the next fix enforces it)
+        with contextlib.suppress(_Unreachable):
+            self._enforce_deadline(t)
         self.points_out += len(out)
         return out
 
@@ -326,7 +405,7 @@ class Sampler:
         always reachable: the first fix of a segment leaves its velocity free), so only then is
         the state copied to undo this fix. With fixes at whole seconds this is never the case.
         """
-        k = math.ceil(t) - 1
+        k = _second_before(t)
         return any(c.pend and k <= c.int_t for c in self._leaves)
 
     def _backup(self) -> tuple[list[_Cone], LocalFrame | None, float | None]:
@@ -341,10 +420,11 @@ class Sampler:
         self._emit(t0, alat, alon, alt)
         cone = _Cone(t0, 0.0, 0.0, alat, alon, alt)
         self._leaves = [cone]
-        if t > t0:
+        if t - t0 > SNAP_S:
             x, y = self._frame.to_xy(lat, lon)
             cone.poly = clip_disk(None, x / (t - t0), y / (t - t0), self._eps / (t - t0))
             cone.pend.append(fix)
+            cone.last = fix
             cone.first_t = t
             cone.ele = alt
             self._first_after = t
@@ -356,22 +436,30 @@ class Sampler:
     def _apply(cone: _Cone, fix: _Pend, poly: Polygon, shift: int) -> None:
         """Record that ``fix`` was fed to ``cone`` and left ``poly`` feasible."""
         t = fix[0]
-        k = math.ceil(t) - 1
+        k = _second_before(t)
         if k > cone.int_t:
             if shift:
+                # the earlier seconds it could end at: the last one, and any whole seconds
+                # without a fix between it and k (they share the polygon before this fix)
+                hist = cone.hist
                 if cone.int_t > cone.ta:
-                    cone.hist.append((cone.int_t, cone.int_poly, cone.int_ele))
-                    if len(cone.hist) > shift:
-                        del cone.hist[0]
-                    oldest = cone.hist[0][0]
+                    hist.append((cone.int_t, cone.int_poly, cone.int_ele, cone.int_before))
+                for j in range(max(cone.int_t + 1, k - shift), k):
+                    hist.append((j, cone.poly, cone.ele, cone.last))
+                if len(hist) > shift:
+                    del hist[: len(hist) - shift]
+                if hist:
+                    oldest = hist[0][0]
                     cone.back = [f for f in cone.back if f[0] > oldest]
                 else:
                     cone.back = []
             cone.int_t = k
             cone.int_poly = cone.poly
             cone.int_ele = cone.ele
+            cone.int_before = cone.last
             cone.pend = []
         cone.pend.append(fix)
+        cone.last = fix
         if shift:
             cone.back.append(fix)
         cone.poly = poly
@@ -386,13 +474,13 @@ class Sampler:
         t, lat, lon, _alt = fix
         x, y = frame.to_xy(lat, lon)
         eps = self._eps
-        k = math.ceil(t) - 1
+        k = _second_before(t)
         alive: list[_Cone] = []
         ended: list[_Cone] = []
         results: list[tuple[_Cone, Polygon]] = []
         for cone in leaves:
             tau = t - cone.ta
-            if tau <= 0.0:
+            if tau <= SNAP_S:
                 alive.append(cone)
                 continue
             poly = clip_disk(cone.poly, (x - cone.ax) / tau, (y - cone.ay) / tau, eps / tau)
@@ -419,13 +507,23 @@ class Sampler:
         parent = max(parents, key=self._end_quality)
         children = self._children(parent, self._k_end)
         for end in parent.hist:
-            children.extend(self._children(parent, CANDIDATES_PER_EARLIER_END, end))
+            got = self._children(parent, CANDIDATES_PER_EARLIER_END, end)
+            if not got and parent.int_poly is not None:
+                # every knot at that second is far from the ride: take those on lines that also
+                # cover the fixes after it, which pass near the ride there
+                safer = (end[0], parent.int_poly, end[2], end[3])
+                got = self._children(parent, CANDIDATES_PER_EARLIER_END, safer)
+            children.extend(got)
+        if not children:  # no knot near the ride anywhere: the nearest one, at the best second
+            options = [self._children(parent, 1, nearest=True)]
+            options += [self._children(parent, 1, end, nearest=True) for end in parent.hist]
+            children = min((o for o in options if o), key=lambda o: o[0].off, default=options[0])
         if top_level:  # (re-fed fixes run inside a top-level step, in its plane)
             self._reframe(children[0].alat, children[0].alon, alive, children)
         for item in parent.back if parent.hist else parent.pend:
-            got = self._step(children, item, top_level=False)
-            assert got is not None
-            children = got
+            fed = self._step(children, item, top_level=False)
+            assert fed is not None
+            children = fed
         merged = alive + children
         if len(merged) > self._beam:
             merged.sort(key=lambda c: (c.depth, -_quality(c.poly)))
@@ -446,7 +544,9 @@ class Sampler:
         self,
         cone: _Cone,
         count: int,
-        end: tuple[int, Polygon | None, float | None] | None = None,
+        end: _End | None = None,
+        *,
+        nearest: bool = False,
     ) -> list[_Cone]:
         """Candidate knots closing ``cone``'s segment at its last whole second, as new leaves.
 
@@ -455,18 +555,44 @@ class Sampler:
         """
         frame = self._frame
         assert frame is not None
-        end_t, vpoly, end_ele = (
-            end if end is not None else (cone.int_t, cone.int_poly, cone.int_ele)
-        )
+        if end is None:
+            end = (cone.int_t, cone.int_poly, cone.int_ele, cone.int_before)
+            after = cone.pend[0] if cone.pend else None
+        else:
+            after = next((f for f in cone.back if f[0] > end[0] + SNAP_S), None)
+        end_t, vpoly, end_ele, before = end
+        ride: tuple[float, float] | None = None
         tau = end_t - cone.ta
         if vpoly is None:
-            if end is not None:
+            if end_t != cone.int_t:
                 return []
             # No fix inside the segment: any knot closes it; start at the next fix.
             spots = [(cone.pend[0][1], cone.pend[0][2])]
         else:
             vp = vpoly
-            gx, gy = centroid(vp)
+            if before is not None and after is not None and end_t - before[0] > SNAP_S:
+                # Prefer knots near where the ride was at end_t (between the fixes around it):
+                # the bound only speaks of fix times, and a knot far off between them is legal
+                # but draws a spike, and the next segment would have to bend back from it.
+                s = (end_t - before[0]) / (after[0] - before[0])
+                bx, by = frame.to_xy(before[1], before[2])
+                qx, qy = frame.to_xy(after[1], after[2])
+                wx = bx + (qx - bx) * s - cone.ax
+                wy = by + (qy - by) * s - cone.ay
+                ride = (cone.ax + wx, cone.ay + wy)
+                # (half the bound: a fix just after the knot must stay reachable at sane speed)
+                near = clip_disk(vp, wx / tau, wy / tau, 0.5 * self._eps / tau)
+                if not near:  # ... or at least so near that the rounded knot keeps it so
+                    slack = self._eps - 2 * ROUNDING_MARGIN_M
+                    near = clip_disk(vp, wx / tau, wy / tau, slack / tau) if slack > 0 else []
+                if not near:
+                    if not nearest:
+                        return []  # none near it: no candidates at this second
+                    count = 1  # the one knot nearest to it
+                    gx, gy = nearest_point(vp, wx / tau, wy / tau)
+                vp = near
+            if vp:
+                gx, gy = centroid(vp)
             pts = [(gx, gy)]
             nv = len(vp) // 2
             want = min(count - 1, nv)
@@ -483,7 +609,10 @@ class Sampler:
                 continue
             seen.add(key)
             x, y = frame.to_xy(key[0], key[1])
-            out.append(_Cone(end_t, x, y, key[0], key[1], end_ele, chain, committed=False))
+            child = _Cone(end_t, x, y, key[0], key[1], end_ele, chain, committed=False)
+            if ride is not None:
+                child.off = math.hypot(x - ride[0], y - ride[1])
+            out.append(child)
         return out
 
     def _reframe(self, lat0: float, lon0: float, *groups: list[_Cone]) -> None:
@@ -526,41 +655,72 @@ class Sampler:
     def _enforce_deadline(self, now: float) -> None:
         """Commit whatever the delay bound says must be committed by the fix at ``now``."""
         while self._first_after is not None and now >= self._first_after + self.max_delay_s:
-            best = min(self._leaves, key=lambda c: (c.depth, -_quality(c.poly)))
+            # the path with the fewest open knots, then the most room (in position, at ``now``)
+            best = min(self._leaves, key=lambda c: (c.depth, -_room(c, now), c.off))
             knot = best.root()
             if knot is not None:
                 self._commit_root(knot)
                 self.knots_due += 1
                 self._settle()
                 continue
-            # Due with nothing open: close the growing segment at the latest whole second, at
-            # the centre of its region of closing knots, and carry on from there.
-            cone = best
-            if now == math.ceil(now) and cone.poly:
-                cone.int_t = int(now)
-                cone.int_poly = cone.poly
-                cone.int_ele = cone.ele
-                cone.pend = []
-            self._force_close(cone)
+            # Due with nothing open: close the growing segment now, without lookahead.
+            self._force_close(best, now)
             self.knots_forced += 1
 
-    def _force_close(self, cone: _Cone) -> None:
+    def _force_close(self, cone: _Cone, now: float) -> None:
+        """Close ``cone``'s segment at the latest whole second, nearest to where the ride was.
+
+        The knot is taken on a line that covers every fix so far (``cone.poly``), so the fixes
+        after it are covered by the same line and re-feeding them cannot fail. Taking it
+        nearest to the ride at that second, rather than at the centre, keeps knots from drifting
+        away when the fixes lie between whole seconds and the delay bound is tiny (each knot would
+        otherwise extrapolate the last one's error further).
+        """
         frame = self._frame
         assert frame is not None
-        assert cone.int_poly is not None
-        tau = cone.int_t - cone.ta
-        gx, gy = centroid(cone.int_poly)
-        lat, lon = frame.to_latlon(cone.ax + gx * tau, cone.ay + gy * tau)
-        lat, lon = _r6(lat), _r6(lon)
-        self._emit(cone.int_t, lat, lon, cone.int_ele)
-        self._frame = LocalFrame(lat, lon)
-        nxt = _Cone(cone.int_t, 0.0, 0.0, lat, lon, cone.int_ele)
-        self._first_after = cone.pend[0][0] if cone.pend else None
-        leaves = [nxt]
-        for item in cone.pend:
-            got = self._step(leaves, item, top_level=False)
-            assert got is not None
-            leaves = got
+        assert cone.poly
+        end_t = _second_before(now) + (1 if _on_second(now) else 0)
+        tau = end_t - cone.ta
+        # where the ride was at end_t: between the fixes around it (or at the latest one)
+        last = cone.last
+        assert last is not None
+        pend = [f for f in cone.pend if f[0] > end_t + SNAP_S]
+        px, py = frame.to_xy(last[1], last[2])
+        if pend:
+            before = cone.int_before if last[0] > end_t + SNAP_S else last
+            bt, bx, by = (
+                (cone.ta, cone.ax, cone.ay)
+                if before is None
+                else (before[0], *frame.to_xy(before[1], before[2]))
+            )
+            qx, qy = frame.to_xy(pend[0][1], pend[0][2])
+            w = (end_t - bt) / (pend[0][0] - bt)
+            px, py = bx + (qx - bx) * w, by + (qy - by) * w
+        ele = cone.int_ele if pend else cone.ele
+        first = True
+        for vx, vy in (
+            nearest_point(cone.poly, (px - cone.ax) / tau, (py - cone.ay) / tau),
+            centroid(cone.poly),
+        ):
+            lat, lon = frame.to_latlon(cone.ax + vx * tau, cone.ay + vy * tau)
+            lat, lon = _r6(lat), _r6(lon)
+            saved = self._frame
+            self._frame = LocalFrame(lat, lon)
+            leaves = [_Cone(end_t, 0.0, 0.0, lat, lon, ele)]
+            try:
+                for item in pend:
+                    got = self._step(leaves, item, top_level=False)
+                    assert got is not None
+                    leaves = got
+            except _Unreachable:
+                self._frame = saved
+                if not first:
+                    raise
+                first = False
+                continue
+            break
+        self._emit(end_t, lat, lon, ele)
+        self._first_after = pend[0][0] if pend else None
         self._leaves = leaves
         self._settle()
 
@@ -592,7 +752,7 @@ class Sampler:
         assert frame is not None
         if c.poly is None:
             return 0.0
-        end_t = math.ceil(last[0])
+        end_t = _second_before(last[0]) + 1
         px, py = frame.to_xy(last[1], last[2])
         tau = end_t - c.ta
         vx, vy = nearest_point(c.poly, (px - c.ax) / tau, (py - c.ay) / tau)
@@ -604,7 +764,7 @@ class Sampler:
         assert frame is not None
         assert cone.poly is not None
         t, lat, lon, alt = last
-        end_t = math.ceil(t)
+        end_t = _second_before(t) + 1
         tau = end_t - cone.ta
         px, py = frame.to_xy(lat, lon)
         vx, vy = (px - cone.ax) / tau, (py - cone.ay) / tau
@@ -655,6 +815,7 @@ class Sampler:
                 self.skipped_out_of_order,
                 self.skipped_invalid,
                 self.skipped_unreachable,
+                self.skipped_jump,
                 self.points_out,
                 self.knots_agreed,
                 self.knots_due,
@@ -679,6 +840,7 @@ class Sampler:
             s.skipped_out_of_order,
             s.skipped_invalid,
             s.skipped_unreachable,
+            s.skipped_jump,
             s.points_out,
             s.knots_agreed,
             s.knots_due,
