@@ -246,3 +246,26 @@ async def test_retry_after_is_honoured(tmp_path: Path, retry_after: float) -> No
         assert delay == retry_after
         await box.close()
     _ = activity_with
+
+
+async def test_stop_never_overtakes_points_still_being_committed(tmp_path: Path) -> None:
+    sleep = FakeSleep()
+    async with emulator_and_client(tmp_path) as (emu, client):
+        box, up = await make(tmp_path, client, sleep)
+        rec = await box.create_activity("Last points in flight")
+        box.stage(rec.local_id, ride(0, 5))
+        await box.commit()
+        await up.step()
+        # The engine's stop: the sampler's last points are staged and the state is already
+        # STOPPING while the commit that carries them waits for the database.
+        box.stage(rec.local_id, ride(5, 3))
+        rec.activity = rec.activity.apply(Event.STOP)
+        await up.step()
+        assert count(emu, "stopActivity") == 0
+        assert emu.activities[0].state == "live"
+        await box.commit()
+        await up.run_until_drained()
+        (remote,) = emu.activities
+        assert remote.state == "stopped"
+        assert [p.timestamp for p in remote.points] == [p.timestamp for p in ride(0, 8)]
+        await box.close()

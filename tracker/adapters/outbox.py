@@ -262,6 +262,19 @@ class Outbox:
         recs = self._records.values() if local_id is None else [self._records[local_id]]
         return sum(len(r.pending) for r in recs)
 
+    def all_sent(self, local_id: int) -> bool:
+        """No point of this activity waits, neither committed nor still staged for the next
+        commit (a stop must not overtake the sampler's last points on their way to disk)."""
+        rec = self._records[local_id]
+        return not rec.pending and self.settled(local_id)
+
+    def settled(self, local_id: int) -> bool:
+        """Every staged point of this activity is already sendable (committed, or held in
+        memory because the disk failed): nothing is on its way to the pending list."""
+        rec = self._records[local_id]
+        known = max(rec.sent_upto, rec.pending[-1].timestamp if rec.pending else -1)
+        return all(p.timestamp <= known for p in rec.staged)
+
     def unsaved_count(self) -> int:
         return sum(len(r.staged) for r in self._records.values())
 

@@ -171,6 +171,8 @@ class Uplink:
             more = await self._work(rec)
         except Exception as exc:
             return await self._failed(rec, exc)
+        if more is None:  # nothing could be sent yet (the last points are being committed)
+            return self.settings.drain_interval_s
         self._attempt = 0
         self.status.state = "up"
         self.status.last_success_wall = self._wall()
@@ -196,10 +198,13 @@ class Uplink:
             return bool(rec.pending) or bool(rec.pending_hr and a.remote_id is not None)
         return a.state is ActivityState.STOPPING
 
-    async def _work(self, rec: ActivityRecord) -> bool:
-        """One request for this activity. True when a backlog is waiting (drain at once)."""
+    async def _work(self, rec: ActivityRecord) -> bool | None:
+        """One request for this activity. True when a backlog is waiting (drain at once);
+        None when no request could be made yet."""
         a = rec.activity
         limit = self.settings.max_batch_points
+        if not self.outbox.settled(a.local_id) and a.state is not ActivityState.RECORDING:
+            return None  # the last points are still being committed: next step
         if a.needs_upload:
             await self._upload(rec)
             return False
@@ -243,6 +248,8 @@ class Uplink:
                 a.state is ActivityState.STOPPING and self.outbox.pending_count(a.local_id) > 0
             )
         if a.state is ActivityState.STOPPING and a.remote_id is not None:
+            if not self.outbox.all_sent(a.local_id):
+                return None  # the last points are still being committed: next step
             await self._call(rec, self.api.stop_activity(a.remote_id))
             await self.outbox.update_activity(rec.activity.apply(Event.STOP_CONFIRMED))
             log.info("activity stopped", title=a.title, remote_id=a.remote_id)
@@ -268,7 +275,8 @@ class Uplink:
         rec = self.outbox.record(a.local_id)
         done = _finish(rec)
         await self.outbox.update_activity(replace(done, remote_id=int(remote_id)))
-        await self.outbox.confirm(a.local_id, rec.pending, rec.pending_hr)
+        # The GPX carries the positions only: heart-rate samples of such a ride stay local.
+        await self.outbox.confirm(a.local_id, points, rec.pending_hr)
         self.status.points_sent += len(points)
         log.info("activity uploaded as GPX", title=a.title, remote_id=remote_id, points=len(points))
 
