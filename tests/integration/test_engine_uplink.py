@@ -6,6 +6,7 @@ requests of which kind, how many duplicate points) and on the clock's side (whic
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 from pathlib import Path
@@ -269,3 +270,29 @@ async def test_stop_never_overtakes_points_still_being_committed(tmp_path: Path)
         assert remote.state == "stopped"
         assert [p.timestamp for p in remote.points] == [p.timestamp for p in ride(0, 8)]
         await box.close()
+
+
+async def test_cancelling_the_running_uplink_ends_it_even_mid_pause(tmp_path: Path) -> None:
+    """A service shutdown cancels the uplink; the cancellation must never be swallowed."""
+    box = Outbox(tmp_path / "data")
+    await box.open()
+    task_ref: list[asyncio.Task[None]] = []
+
+    async def sleep(_seconds: float) -> None:
+        # Deliver the shutdown's cancel exactly when the pause has ended and is dismissing its
+        # helper tasks (three loop turns later: the turn in which the uplink wakes up).
+        loop = asyncio.get_running_loop()
+        loop.call_soon(lambda: loop.call_soon(lambda: loop.call_soon(task_ref[0].cancel)))
+
+    up = Uplink(
+        box,
+        object(),
+        UPLINK,
+        ActivitySettings(),
+        build_gpx=build_gpx,  # type: ignore[arg-type]
+        sleep=sleep,
+    )
+    task_ref.append(asyncio.create_task(up.run()))
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task_ref[0], 5)
+    await box.close()

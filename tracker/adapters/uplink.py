@@ -27,7 +27,6 @@ Time comes from an injected ``sleep``/``monotonic`` pair, so tests drive it with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -153,10 +152,11 @@ class Uplink:
         try:
             await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (sleeper, waker):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            # Cancel the helpers without awaiting them: awaiting under a suppress of
+            # CancelledError would also swallow a cancellation of *this* task arriving then,
+            # and the uplink would outlive the service's shutdown.
+            sleeper.cancel()
+            waker.cancel()
 
     # ------------------------------------------------------------------ one step
 
