@@ -204,9 +204,11 @@ class Service:
     def _client(self) -> AbstractAsyncContextManager[Any]:
         if self.client_factory is not None:
             return self.client_factory()
-        from tracker.adapters.api import MapMyTracksClient
+        from tracker.adapters.api import MapMyTracksClient, UnconfiguredClient
         from tracker.adapters.tokens import TokenStore
 
+        if not (self.settings.api.client_id and self.settings.api.client_secret):
+            return UnconfiguredClient()  # record anyway; points wait until it is configured
         return MapMyTracksClient(
             self.settings.api, TokenStore.in_dir(self.data_dir), clock=self._trusted_clock
         )

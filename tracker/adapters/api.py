@@ -42,7 +42,7 @@ from tracker.adapters.oauth import (
 )
 from tracker.adapters.tokens import TokenStore
 from tracker.config import ApiSettings
-from tracker.errors import RetryableApiError
+from tracker.errors import LoginNeededError, RetryableApiError
 from tracker.logs import get_logger
 from tracker.model import HeartRateSample, Point
 
@@ -157,17 +157,25 @@ class MapMyTracksClient:
                 connector=aiohttp.TCPConnector(limit=4, keepalive_timeout=60),
                 headers={"User-Agent": USER_AGENT},
             )
-        self._oauth = OAuthClient(
-            self._session,
-            base_url=self.settings.base_url,
-            client_id=self.settings.client_id,
-            client_secret=self.settings.client_secret,
-            store=self.token_store,
-            timeout=self.timeout,
-            clock=self._clock,
-            monotonic=self._monotonic,
-            leeway=self._leeway_s,
-        )
+        try:
+            self._oauth = OAuthClient(
+                self._session,
+                base_url=self.settings.base_url,
+                client_id=self.settings.client_id,
+                client_secret=self.settings.client_secret,
+                store=self.token_store,
+                timeout=self.timeout,
+                clock=self._clock,
+                monotonic=self._monotonic,
+                leeway=self._leeway_s,
+            )
+        except BaseException:
+            # A missing client id/secret is found here, after the session exists: close it,
+            # or aiohttp warns of an unclosed session on top of the real error.
+            if self._own_session and self._session is not None:
+                await self._session.close()
+                self._session = None
+            raise
         if not self._oauth.load_from_store_or_login_needed():
             _log().warning(
                 "not logged in; uploads wait for `tracker login`",
@@ -286,6 +294,47 @@ class MapMyTracksClient:
                 status=reply.status_code,
             )
         return body
+
+
+class UnconfiguredClient:
+    """Stands in for MapMyTracksClient when ``[api] client_id``/``client_secret`` are not set.
+
+    The rider can still record: points wait in the outbox, the LED shows "login needed", and
+    they go out once the credentials are configured (and the service restarted). Every call
+    raises LoginNeededError, which the uplink treats exactly like a refused login.
+    """
+
+    login_needed = True
+    login_needed_reason = (
+        "[api] client_id and client_secret are not set: register an application with "
+        "Map My Tracks and put them in the config file, then restart and run `tracker login`"
+    )
+
+    async def __aenter__(self) -> UnconfiguredClient:
+        _log().warning("not configured; recording to the outbox only",
+                       login_state="login_needed", reason=self.login_needed_reason)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    def token_seconds_left(self) -> float | None:
+        return None
+
+    def _refuse(self) -> LoginNeededError:
+        return LoginNeededError(self.login_needed_reason)
+
+    async def start_activity(self, **_: Any) -> int:
+        raise self._refuse()
+
+    async def update_activity(self, *_: Any, **__: Any) -> None:
+        raise self._refuse()
+
+    async def stop_activity(self, *_: Any, **__: Any) -> None:
+        raise self._refuse()
+
+    async def upload_activity(self, **_: Any) -> int:
+        raise self._refuse()
 
 
 def _activity_id(body: dict[str, Any], function: str) -> int:
