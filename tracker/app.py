@@ -32,7 +32,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tracker.adapters.control_socket import ControlServer, socket_path
 from tracker.adapters.outbox import ActivityRecord, Outbox, SamplerState
@@ -43,6 +43,9 @@ from tracker.core.device_state import DeviceState, device_state
 from tracker.core.retry import RetryPolicy
 from tracker.logs import get_logger
 from tracker.model import Fix, HeartRateSample
+
+if TYPE_CHECKING:
+    from tracker.adapters.shutdown import SafeShutdown
 
 log = get_logger("engine")
 
@@ -122,6 +125,7 @@ class Service:
         self.shown_state: DeviceState | None = None
         self._pending_calls: set[asyncio.Future[Any]] = set()
         self._autostart_armed = self.settings.activity.autostart
+        self._safe_shutdown: SafeShutdown | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -453,9 +457,12 @@ class Service:
             if self.hardware is not None:
                 self.hardware.show_shutting_down()
 
-            shutdown = SafeShutdown.from_settings(self.settings.button)
-            shutdown.set_flush(self._flush_for_shutdown)
-            self._background(shutdown())
+            # One instance for the life of the service: it ignores a second call, so a rider
+            # holding the button twice does not power off twice.
+            if self._safe_shutdown is None:
+                self._safe_shutdown = SafeShutdown.from_settings(self.settings.button)
+                self._safe_shutdown.set_flush(self._flush_for_shutdown)
+            self._background(self._safe_shutdown())
         elif action == "upload":
             self._background(self.stop_activity(Trigger.BUTTON))
 

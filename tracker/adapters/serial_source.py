@@ -38,7 +38,14 @@ def _log() -> FilteringBoundLogger:
     return get_logger("gps.serial")
 
 
-DEVICE_PATTERNS = ("/dev/serial/by-id/*", "/dev/ttyACM*", "/dev/ttyUSB*", "/dev/rfcomm*")
+# /dev/gps0 first: the name hardware/99-tracker-gps.rules gives a known receiver.
+DEVICE_PATTERNS = (
+    "/dev/gps0",
+    "/dev/serial/by-id/*",
+    "/dev/ttyACM*",
+    "/dev/ttyUSB*",
+    "/dev/rfcomm*",
+)
 BAUD_ORDER = (4800, 9600, 38400, 115200, 19200, 57600)
 READ_BLOCK = 65536
 
