@@ -28,7 +28,6 @@ the number of candidates and fixes in one second) and JSON-serialisable for cras
 
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import Any
 
@@ -40,6 +39,7 @@ from tracker.core.sampler_geometry import (
     clip_disk,
     nearest_point,
     point_in_polygon,
+    regular_polygon,
 )
 from tracker.model import Fix, Point
 
@@ -48,6 +48,7 @@ ROUNDING_MARGIN_M = 0.09  # 6-decimal rounding (0.0556 m north + 0.0556 m east) 
 SNAP_S = 2e-6  # a fix this close after a whole second counts as at it (float time noise)
 PROJECTION_MARGIN = 0.003  # relative: what the local plane's scale error may cost, at most ...
 MAX_SPEED_MPS = 340.0  # a fix needing more than this from the last one is a glitch: skipped
+MAX_LINE_SPEED_MPS = 120.0  # no segment is drawn faster: see _SPEED_CAP
 FRAME_TOLERANCE = 0.001  # ... since its origin moves when a fix's scale error exceeds this
 # The search (docs/sampler.md): when a segment ends, candidate closing knots are the centre and
 # corners of its region of closing knots at its last whole second, plus a few at each of the two
@@ -66,6 +67,14 @@ def _quality(poly: Polygon | None) -> float:
     if not poly:
         return math.inf if poly is None else 0.0
     return area(poly)
+
+
+# Every cone starts from this polygon: no segment between knots moves faster than
+# MAX_LINE_SPEED_MPS. With knots on whole seconds and fixes between them, one glitch a fraction of a
+# second after a knot would otherwise need a segment at hundreds of m/s, whose next knot lands far
+# off the ride, and the error grows at every knot after it; with the cap such a fix is
+# unreachable instead, and skipped (docs/sampler.md, Limits).
+_SPEED_CAP = regular_polygon(0.0, 0.0, MAX_LINE_SPEED_MPS)
 
 
 def _room(cone: _Cone, now: float) -> float:
@@ -293,7 +302,7 @@ class Sampler:
         # lookahead=False is greedy CISED-W (the centre of each region, no search): a baseline.
         self.lookahead = bool(lookahead)
         self._k_end = CANDIDATES_AT_END if lookahead else 1
-        self._shift = EARLIER_ENDS if lookahead else 0
+        self._shift = EARLIER_ENDS if lookahead else 1  # (greedy: only to end before gaps)
         self._beam = BEAM if lookahead else 1
         self._eps = self.max_error_m - ROUNDING_MARGIN_M - PROJECTION_MARGIN * self.max_error_m
         self.fixes_in = 0
@@ -348,7 +357,9 @@ class Sampler:
                 # far north or south of the plane's origin (a long ride, or a wild fix): move
                 # the origin so distances near this fix are measured true
                 self._reframe(lat, lon, self._leaves)
-            backup = self._backup() if self._may_refeed_several(t) else None
+            # Undo information for this fix: a fix that cannot be taken without breaking the
+            # bound (or that would drive the knots off the map) is skipped, state untouched.
+            backup = self._backup()
             try:
                 leaves = self._step(self._leaves, item, top_level=True)
                 if leaves is None:
@@ -359,9 +370,7 @@ class Sampler:
                     self._first_after = t
                 self._settle()
                 self._enforce_deadline(t)
-            except _Unreachable:
-                if backup is None:  # pragma: no cover - excluded by _may_refeed_several
-                    raise
+            except (_Unreachable, ArithmeticError, ValueError):
                 self._leaves, self._frame, self._first_after = backup
                 del out[:]
                 self.skipped_unreachable += 1
@@ -392,21 +401,15 @@ class Sampler:
         """Skip this fix; its time still counts for the delay bound."""
         self._last_t = t
         out = self._out
-        # (_Unreachable here needs a sliver thinner than the rounding; the next fix enforces it)
-        with contextlib.suppress(_Unreachable):
+        backup = self._backup()
+        try:
             self._enforce_deadline(t)
+        except (_Unreachable, ArithmeticError, ValueError):
+            # (needs a sliver thinner than the rounding; the next fix enforces the deadline)
+            self._leaves, self._frame, self._first_after = backup
+            del out[:]
         self.points_out += len(out)
         return out
-
-    def _may_refeed_several(self, t: float) -> bool:
-        """Whether this fix could make the sampler re-feed two or more buffered fixes.
-
-        Only then can a re-fed fix turn out unreachable from every new anchor (a single fix is
-        always reachable: the first fix of a segment leaves its velocity free), so only then is
-        the state copied to undo this fix. With fixes at whole seconds this is never the case.
-        """
-        k = _second_before(t)
-        return any(c.pend and k <= c.int_t for c in self._leaves)
 
     def _backup(self) -> tuple[list[_Cone], LocalFrame | None, float | None]:
         return [c.copy() for c in self._leaves], self._frame, self._first_after
@@ -422,7 +425,7 @@ class Sampler:
         self._leaves = [cone]
         if t - t0 > SNAP_S:
             x, y = self._frame.to_xy(lat, lon)
-            cone.poly = clip_disk(None, x / (t - t0), y / (t - t0), self._eps / (t - t0))
+            cone.poly = clip_disk(_SPEED_CAP, x / (t - t0), y / (t - t0), self._eps / (t - t0))
             cone.pend.append(fix)
             cone.last = fix
             cone.first_t = t
@@ -430,6 +433,10 @@ class Sampler:
             self._first_after = t
 
     def _emit(self, ts: int, lat: float, lon: float, ele: float | None) -> None:
+        if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+            # knots driven off the map (fixes far too noisy for the bound between whole
+            # seconds: docs/sampler.md, Limits): refuse, the fix that led here is skipped
+            raise _Unreachable
         self._out.append(Point(timestamp=ts, lat=lat, lon=lon, ele=_r1(ele)))
 
     @staticmethod
@@ -441,12 +448,17 @@ class Sampler:
             if shift:
                 # the earlier seconds it could end at: the last one, and any whole seconds
                 # without a fix between it and k (they share the polygon before this fix)
+                # (after a gap, the second just after the last fix before it is always one of
+                # them: ending in the middle of a gap would extrapolate the segment across it)
                 hist = cone.hist
                 if cone.int_t > cone.ta:
                     hist.append((cone.int_t, cone.int_poly, cone.int_ele, cone.int_before))
-                for j in range(max(cone.int_t + 1, k - shift), k):
-                    hist.append((j, cone.poly, cone.ele, cone.last))
-                if len(hist) > shift:
+                if cone.int_t + 1 < k:
+                    gap = [(cone.int_t + 1, cone.poly, cone.ele, cone.last)]
+                    if k - 1 > cone.int_t + 1:
+                        gap.append((k - 1, cone.poly, cone.ele, cone.last))
+                    hist[:] = gap[:shift] if len(gap) >= shift else (hist + gap)[-shift:]
+                elif len(hist) > shift:
                     del hist[: len(hist) - shift]
                 if hist:
                     oldest = hist[0][0]
@@ -483,7 +495,12 @@ class Sampler:
             if tau <= SNAP_S:
                 alive.append(cone)
                 continue
-            poly = clip_disk(cone.poly, (x - cone.ax) / tau, (y - cone.ay) / tau, eps / tau)
+            poly = clip_disk(
+                _SPEED_CAP if cone.poly is None else cone.poly,
+                (x - cone.ax) / tau,
+                (y - cone.ay) / tau,
+                eps / tau,
+            )
             if poly:
                 alive.append(cone)
                 results.append((cone, poly))
@@ -737,7 +754,16 @@ class Sampler:
         if not best.committed:
             self._emit(best.ta, best.alat, best.alon, best.aele)
         if best.poly is not None:
-            self._close_at_last_fix(best, self._last_fix)
+            mark = len(out)
+            try:
+                self._close_at_last_fix(best, self._last_fix)
+            except (_Unreachable, ArithmeticError, ValueError):
+                # the knots have drifted off (docs/sampler.md, Limits): end at the last fix
+                del out[mark:]
+                t, lat, lon, alt = self._last_fix
+                end_t = _second_before(t) + 1
+                if not out or out[-1].timestamp < end_t:
+                    out.append(Point(timestamp=end_t, lat=_r6(lat), lon=_r6(lon), ele=_r1(alt)))
         self.points_out += len(out)
         self._frame = None
         self._leaves = []
