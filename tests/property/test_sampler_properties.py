@@ -123,22 +123,21 @@ def check(fixes: list[Fix], r: Run, eps: float, delay: int) -> None:
 @st.composite
 def rides(draw: st.DrawFn) -> tuple[list[Fix], float, int]:
     hz = draw(st.sampled_from([0.5, 1.0, 1.0, 2.0, 5.0, 10.0]))
-    # (at 2-10 Hz a 2 m bound is outside the tested envelope: docs/sampler.md, "Limits")
-    eps = draw(st.sampled_from([2.0, 5.0, 10.0, 20.0] if hz <= 1 else [5.0, 10.0, 20.0]))
-    delay = draw(st.sampled_from([5, 10, 30, 60]))
+    eps = draw(st.sampled_from([2.0, 5.0, 10.0, 20.0]))
+    delay = draw(st.sampled_from([1, 3, 10, 60]))
     dt = 1.0 / hz
     lat0 = draw(st.integers(-70_000, 70_000)) / 1000.0
     lon0 = draw(st.integers(-179_000, 179_000)) / 1000.0
     # Times as a receiver gives them: whole multiples of its period after a phase offset, each
-    # the float nearest to the decimal time (docs/sampler.md: epochs that wander by milliseconds
-    # around whole seconds are outside the tested envelope).
-    t = 1_700_000_000 + (draw(st.sampled_from([0.0, 0.5])) if hz <= 1 else 0.0)
+    # the float nearest to the decimal time, and for some rides epochs that wander by a few
+    # milliseconds (fixes a hair before or after whole seconds).
+    t = 1_700_000_000 + draw(st.sampled_from([0.0, 0.25, 0.5, 0.9]))
     base_ms = round(t * 1000)
     step_ms = round(dt * 1000)
     n = 0
-    # GPS noise (standard deviation) up to a quarter of the bound: the envelope the sampler is
-    # built for (docs/sampler.md says what happens beyond it: fixes get skipped and counted)
-    jitter_m = eps * draw(st.sampled_from([0.0, 0.1, 0.25] if hz < 5 else [0.0, 0.1]))
+    # GPS noise (standard deviation) up to the bound itself
+    wander = draw(st.sampled_from([0, 1]))
+    jitter_m = eps * draw(st.sampled_from([0.0, 0.1, 0.25, 0.5, 1.0]))
     x = y = 0.0
     heading = math.radians(draw(st.integers(0, 359)))
     fixes: list[Fix] = []
@@ -165,7 +164,7 @@ def rides(draw: st.DrawFn) -> tuple[list[Fix], float, int]:
             x += v * dt * math.cos(heading)
             y += v * dt * math.sin(heading)
             n += 1
-            t = (base_ms + n * step_ms) / 1000
+            t = (base_ms + n * step_ms + rnd.randint(-3, 3) * wander) / 1000
             ox = x + rnd.gauss(0.0, jitter_m)
             oy = y + rnd.gauss(0.0, jitter_m)
             alt = None if k % 7 == 3 else 100.0 + rnd.uniform(-2, 2)
