@@ -131,6 +131,7 @@ class DemoSummary:
     fixes: int = 0
     points_kept: int = 0
     points_on_server: int = 0
+    hr_on_server: int = 0
     requests: dict[str, dict[str, int]] = field(default_factory=dict)
     bytes_sent: int = 0
     bytes_received: int = 0
@@ -161,6 +162,7 @@ class DemoSummary:
             f"  ({self.fixes / max(1, self.points_kept):.0f}x fewer than fixes)",
             f"points on the server: {self.points_on_server} in {self.activities} activity,"
             f" state {self.state}",
+            f"heart-rate samples on the server: {self.hr_on_server} (a replayed strap)",
             f"requests: {total} ({by_endpoint}); faults met: "
             + (", ".join(f"{k} {v}" for k, v in sorted(fault_counts.items())) or "none"),
             f"bytes sent on the wire (headers included): {self.bytes_sent}"
@@ -245,6 +247,13 @@ async def run_demo(
             max_backoff_s=4.0,
         )
         s = s.replace("activity", autostart=False, title_prefix="Demo ride")
+        # A pretend heart-rate strap: the same source and pipeline as a real one, only the radio
+        # replaced. The user's recorded series (`[heart_rate] device = "replay:FILE"`), else a
+        # synthetic ride (docs/heart-rate.md).
+        hr_device = settings.heart_rate.device
+        if not hr_device.startswith("replay:"):
+            hr_device = "synthetic"
+        s = s.replace("heart_rate", enabled=True, device=hr_device)
         with FakeReceiver(track, speed=speed, max_gap_s=10.0) as receiver:
             s = s.replace("gps", source="serial", device=str(receiver.path), baud=9600)
 
@@ -308,6 +317,7 @@ async def run_demo(
         if emu.activities:
             remote = emu.activities[-1]
             summary.points_on_server = len(remote.points)
+            summary.hr_on_server = len(remote.hr)
             summary.duplicates = remote.duplicates
             summary.state = remote.state
         summary.wall_s = time.monotonic() - started
@@ -382,6 +392,7 @@ def _status_line(out: TextIO, service: Any, ride_s: float, live: bool) -> None:
         f" | link {up['link']}"
         f" | requests {up['requests']}"
         f" | LED {st['device_state']}"
+        f" | HR {(st.get('heart_rate') or {}).get('last_hr') or '-'}"
     )
     if live:
         out.write("\r\x1b[K" + text)

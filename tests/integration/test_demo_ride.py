@@ -42,6 +42,7 @@ async def test_demo_ride_start_outage_lost_reply_stop_and_summary(tmp_path: Path
     assert summary.state == "stopped"
     assert summary.fixes > 100
     assert summary.points_on_server == summary.points_kept  # nothing lost, nothing doubled
+    assert summary.hr_on_server > 0  # the replayed strap's samples went up with the ride
     assert summary.duplicates <= 500  # one batch at most (max_batch_points)
     counts = summary.requests
     assert counts["startActivity"]["ok"] == 1
