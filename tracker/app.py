@@ -413,8 +413,18 @@ class Service:
         source = self.heart_rate
         if source is None:
             from tracker.adapters.heart_rate import open_heart_rate_source
+            from tracker.errors import ConfigError
 
-            source = open_heart_rate_source(self.settings.heart_rate, self._gps_time_for_hr)
+            try:
+                source = open_heart_rate_source(
+                    self.settings.heart_rate, self._gps_time_for_hr, clock=self.monotonic
+                )
+            except ConfigError as exc:
+                # A wrong [heart_rate] device is no reason to stop recording the ride, and
+                # restarting this task cannot fix the file: say it once, carry on without HR.
+                log.error("heart rate disabled: bad configuration", problem=str(exc))
+                self.health["heart_rate"].last_error = str(exc)
+                return
             self.heart_rate = source
         if source is None:
             return

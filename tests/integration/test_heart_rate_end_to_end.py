@@ -283,3 +283,43 @@ async def test_heart_rate_without_any_point_to_carry_it_is_still_sent(tmp_path: 
         assert rec.pending_hr == []
     assert remote["hr"] == [{"hr": 110 + s, "timestamp": T0 + s} for s in range(5)]
     assert remote["points"] == [{"lat": 45.0, "lon": 7.0, "ele": 200.0, "timestamp": T0}]
+
+
+async def test_a_wrong_heart_rate_device_is_said_once_and_the_ride_goes_on(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    async with running_emulator() as emu:
+        settings = settings_for(emu, data).replace(
+            "heart_rate", device=f"replay:{tmp_path / 'no-such-recording.hr'}"
+        )
+        store = TokenStore.in_dir(data)
+        store.save(emu.issue_tokens())
+        fixes: asyncio.Queue[Fix | None] = asyncio.Queue()
+
+        async def stream() -> AsyncIterator[Fix]:
+            while (fix := await fixes.get()) is not None:
+                yield fix
+
+        svc = Service(
+            settings,
+            handle_signals=False,
+            client_factory=lambda: MapMyTracksClient(settings.api, store),
+            fix_stream=stream,
+        )
+        task = asyncio.create_task(svc.run())
+        try:
+            await asyncio.wait_for(svc.wait_ready(), 10)
+            await until(lambda: svc.health["heart_rate"].last_error is not None)
+            health = svc.health["heart_rate"]
+            assert health.last_error is not None
+            assert "no-such-recording.hr" in health.last_error
+            assert health.restarts == 0  # not retried in a loop
+            for second in range(3):
+                await fixes.put(fix_at(second))
+            await until(lambda: svc.counters.fixes == 3)
+            assert svc.status()["heart_rate"] == {"state": "disabled"}
+            assert svc.current() is not None  # recording all the same (autostart)
+        finally:
+            svc.stop()
+            await asyncio.wait_for(task, 20)
