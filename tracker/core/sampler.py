@@ -340,6 +340,9 @@ class Sampler:
             and -180.0 <= lon <= 180.0
         ):
             self.skipped_invalid += 1
+            if self._frame is not None and math.isfinite(t) and t > (self._last_t or t):
+                self._out = []
+                return self._skip(t)  # its time still counts for the delay bound
             return []
         if self._last_t is not None and t <= self._last_t:
             self.skipped_out_of_order += 1
@@ -697,10 +700,14 @@ class Sampler:
         assert frame is not None
         assert cone.poly
         end_t = _second_before(now) + (1 if _on_second(now) else 0)
-        tau = end_t - cone.ta
-        # where the ride was at end_t: between the fixes around it (or at the latest one)
         last = cone.last
         assert last is not None
+        if last[0] <= end_t + SNAP_S:
+            # ``now`` was skipped: no need to reach past the last fix taken (the delay bound
+            # only asks to cover fixes up to now - max_delay_s, all at or before it)
+            end_t = _second_before(last[0]) + 1
+        tau = end_t - cone.ta
+        # where the ride was at end_t: between the fixes around it (or at the latest one)
         pend = [f for f in cone.pend if f[0] > end_t + SNAP_S]
         px, py = frame.to_xy(last[1], last[2])
         if pend:
