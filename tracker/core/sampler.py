@@ -342,7 +342,7 @@ class Sampler:
             self.skipped_invalid += 1
             if self._frame is not None and math.isfinite(t) and t > (self._last_t or t):
                 self._out = []
-                return self._skip(t)  # its time still counts for the delay bound
+                return self._skip(t, advance=False)  # its time counts for the delay bound
             return []
         if self._last_t is not None and t <= self._last_t:
             self.skipped_out_of_order += 1
@@ -400,9 +400,10 @@ class Sampler:
         x1, y1 = frame.to_xy(lat, lon)
         return math.hypot(x1 - x0, y1 - y0) - 2 * self.max_error_m > MAX_SPEED_MPS * (t - last[0])
 
-    def _skip(self, t: float) -> list[Point]:
+    def _skip(self, t: float, *, advance: bool = True) -> list[Point]:
         """Skip this fix; its time still counts for the delay bound."""
-        self._last_t = t
+        if advance:
+            self._last_t = t
         out = self._out
         backup = self._backup()
         try:
