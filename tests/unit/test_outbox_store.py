@@ -191,3 +191,36 @@ async def test_prune_drops_old_finished_activities_only(tmp_path: Path) -> None:
     again = await reopen(tmp_path)
     assert [r.activity.title for r in again.activities()] == ["unsent"]
     await again.close()
+
+
+async def test_a_commit_cancelled_mid_write_still_lands_its_batch(tmp_path: Path) -> None:
+    """A clean shutdown cancels the commit task; the batch it had taken must still reach disk.
+
+    The outbox thread is held busy (a slow fsync, say) so the write is queued when the cancel
+    comes; the cancelled commit waits for its write instead of dropping the batch.
+    """
+    import asyncio
+    import threading
+
+    box = Outbox(tmp_path)
+    await box.open()
+    rec = await box.create_activity("cancelled mid-write")
+    box.stage(rec.local_id, [Point(1_760_000_000, 45.0, 7.0, 1.0)],
+              [HeartRateSample(1_760_000_000, 120)])
+    gate = threading.Event()
+    box._executor.submit(gate.wait)  # the outbox thread is busy
+    commit = asyncio.create_task(box.commit())
+    for _ in range(5):
+        await asyncio.sleep(0)  # it took the batch and queued the write
+    commit.cancel()
+    await asyncio.sleep(0)
+    gate.set()  # the slow fsync ends
+    with pytest.raises(asyncio.CancelledError):
+        await commit
+    await box.close()
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    try:
+        assert db.execute("SELECT count(*) FROM points").fetchone()[0] == 1
+        assert db.execute("SELECT count(*) FROM heart_rate").fetchone()[0] == 1
+    finally:
+        db.close()

@@ -313,25 +313,37 @@ class Outbox:
             batch = self._take_batch()
             if not batch.has_work():
                 return
-            if self.storage_error is not None and not self._may_retry_disk():
-                self._keep_in_memory(batch, durable=False)
-                return
+            # Once a batch is off the stage it must reach the disk (or the memory copy) even if
+            # this commit is cancelled mid-write, as a clean shutdown cancels the commit task:
+            # the write runs shielded and a cancellation waits for it before going on.
+            write = asyncio.ensure_future(self._commit_batch(batch))
             try:
-                await self._run(lambda: self._write_sync(batch))
-            except (sqlite3.Error, OSError) as exc:
-                if self.storage_error is None:
-                    self._enter_memory_mode(exc, during="commit")
-                self._next_retry = self._mono() + self.retry_s
-                self._keep_in_memory(batch, durable=False)
-                return
-            if self.storage_error is not None:
-                log.warning(
-                    "storage is writable again; memory-held points are on disk now",
-                    path=str(self.path),
-                )
-                self.storage_error = None
-            self.commits += 1
-            self._keep_in_memory(batch, durable=True)
+                await asyncio.shield(write)
+            except asyncio.CancelledError:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(write)
+                raise
+
+    async def _commit_batch(self, batch: _Batch) -> None:
+        if self.storage_error is not None and not self._may_retry_disk():
+            self._keep_in_memory(batch, durable=False)
+            return
+        try:
+            await self._run(lambda: self._write_sync(batch))
+        except (sqlite3.Error, OSError) as exc:
+            if self.storage_error is None:
+                self._enter_memory_mode(exc, during="commit")
+            self._next_retry = self._mono() + self.retry_s
+            self._keep_in_memory(batch, durable=False)
+            return
+        if self.storage_error is not None:
+            log.warning(
+                "storage is writable again; memory-held points are on disk now",
+                path=str(self.path),
+            )
+            self.storage_error = None
+        self.commits += 1
+        self._keep_in_memory(batch, durable=True)
 
     def _may_retry_disk(self) -> bool:
         return not self._corrupt and self._mono() >= self._next_retry
