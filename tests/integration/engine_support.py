@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from tracker.adapters.api import MapMyTracksClient
+from tracker.adapters.control_socket import send_command
 from tracker.adapters.tokens import TokenStore
 from tracker.config import ApiSettings
 from tracker.emulator.runner import EmulatorHandle, running_emulator
@@ -65,3 +67,63 @@ async def until(predicate: Callable[[], bool], limit_s: float = 30.0) -> None:
     async with asyncio.timeout(limit_s):
         while not predicate():  # noqa: ASYNC110 - nothing to await: state of another party
             await asyncio.sleep(0.02)
+
+
+def write_run_config(
+    path: Path,
+    data: Path,
+    emu: EmulatorHandle,
+    gps: str,
+    *,
+    batch_interval_s: float,
+    title_prefix: str | None = None,
+    max_batch_points: int | None = None,
+    more: str = "",
+) -> Path:
+    """The config file of a real `tracker run` against the emulator ``emu``: ``gps`` is the whole
+    [gps] section, ``more`` any further sections; autostart on, no GPIO."""
+    title = "" if title_prefix is None else f'title_prefix = "{title_prefix}"'
+    batch = "" if max_batch_points is None else f"max_batch_points = {max_batch_points}"
+    path.write_text(
+        f"""
+{gps}
+[storage]
+data_dir = "{data}"
+[api]
+base_url = "{emu.base_url}"
+client_id = "{emu.client_id}"
+client_secret = "{emu.client_secret}"
+timeout_s = 5.0
+[activity]
+autostart = true
+{title}
+[uplink]
+batch_interval_s = {batch_interval_s}
+drain_interval_s = 0.0
+{batch}
+[gpio]
+pin_factory = "none"
+{more}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+async def tracker_process(
+    *args: str, output: int = asyncio.subprocess.DEVNULL
+) -> asyncio.subprocess.Process:
+    """``python -m tracker *args`` as a real subprocess; stdout and stderr go to ``output``."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tracker", *args, stdout=output, stderr=output
+    )
+
+
+async def service_status(data: Path) -> dict[str, Any] | None:
+    """The running service's status over its control socket, or None while it does not answer."""
+    try:
+        reply = await asyncio.to_thread(send_command, data, "status", timeout_s=2.0)
+    except Exception:
+        return None
+    status = reply.get("status")
+    return status if isinstance(status, dict) else None

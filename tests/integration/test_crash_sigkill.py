@@ -14,7 +14,6 @@ import contextlib
 import os
 import random
 import signal
-import sys
 import time
 import tty
 from pathlib import Path
@@ -26,47 +25,17 @@ from tracker.adapters.control_socket import send_command
 from tracker.adapters.gps import LIVE_ROLLOVER_FLOOR
 from tracker.adapters.tokens import TokenStore
 from tracker.core.filters import FixFilter
-from tracker.emulator.runner import EmulatorHandle, running_emulator
+from tracker.emulator.runner import running_emulator
 from tracker.model import Fix
 from tracker.nmea import FixDecoder
 
 from ..conftest import shared_file
-from .engine_support import until
+from .engine_support import service_status, tracker_process, until, write_run_config
 from .test_engine_service import sed_misses
 
 EPOCHS_PER_S = 250  # the ride plays at 250× real time
 KILLS = 6
 SEED = 8
-
-
-def write_config(path: Path, data: Path, emu: EmulatorHandle, device: str) -> None:
-    path.write_text(
-        f"""
-[gps]
-source = "serial"
-device = "{device}"
-baud = 9600
-[storage]
-data_dir = "{data}"
-[api]
-base_url = "{emu.base_url}"
-client_id = "{emu.client_id}"
-client_secret = "{emu.client_secret}"
-timeout_s = 5.0
-[activity]
-autostart = true
-title_prefix = "Crash test"
-[uplink]
-batch_interval_s = 0.2
-drain_interval_s = 0.0
-max_batch_points = 50
-[gpio]
-pin_factory = "none"
-[log]
-level = "warning"
-""",
-        encoding="utf-8",
-    )
 
 
 def epochs_of(log: Path) -> list[list[bytes]]:
@@ -82,29 +51,12 @@ def epochs_of(log: Path) -> list[list[bytes]]:
     return epochs
 
 
-async def status(data: Path) -> dict[str, Any] | None:
-    try:
-        reply = await asyncio.to_thread(send_command, data, "status", timeout_s=2.0)
-    except Exception:
-        return None
-    return reply.get("status")
-
-
 async def start_tracker(config: Path, data: Path) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tracker",
-        "run",
-        "--config",
-        str(config),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    proc = await tracker_process("run", "--config", str(config))
     ready: dict[str, Any] = {}
 
     async def reading() -> bool:
-        st = await status(data)
+        st = await service_status(data)
         if st is not None:
             ready.update(st)
         return bool(st and st["gps"].get("receiver_present"))
@@ -132,7 +84,17 @@ async def test_sigkill_at_random_moments_loses_at_most_the_last_second(tmp_path:
     async with running_emulator() as emu:
         TokenStore.in_dir(data).save(emu.issue_tokens())
         config = tmp_path / "tracker.toml"
-        write_config(config, data, emu, device)
+        gps = f'[gps]\nsource = "serial"\ndevice = "{device}"\nbaud = 9600'
+        write_run_config(
+            config,
+            data,
+            emu,
+            gps,
+            batch_interval_s=0.2,
+            title_prefix="Crash test",
+            max_batch_points=50,
+            more='[log]\nlevel = "warning"',
+        )
         proc = await start_tracker(config, data)
         next_kill = time.monotonic() + rng.uniform(1.0, 3.0)
         try:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,45 +16,18 @@ from tracker.core.activity import ActivityState
 from tracker.emulator.runner import EmulatorHandle, running_emulator
 
 from ..conftest import shared_file
-from .engine_support import ride, until
+from .engine_support import ride, tracker_process, until, write_run_config
 from .test_outbox_store_support import read_only
 
 TRACK = ("tracks", "ROB__gx.to.gavres.nmea")
 
 
 def config(path: Path, data: Path, emu: EmulatorHandle, gps: str) -> Path:
-    path.write_text(
-        f"""
-{gps}
-[storage]
-data_dir = "{data}"
-[api]
-base_url = "{emu.base_url}"
-client_id = "{emu.client_id}"
-client_secret = "{emu.client_secret}"
-timeout_s = 5.0
-[activity]
-autostart = true
-[uplink]
-batch_interval_s = 0.1
-drain_interval_s = 0.0
-[gpio]
-pin_factory = "none"
-""",
-        encoding="utf-8",
-    )
-    return path
+    return write_run_config(path, data, emu, gps, batch_interval_s=0.1)
 
 
 async def tracker(*args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tracker",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    return await tracker_process(*args, output=asyncio.subprocess.PIPE)
 
 
 async def status_json(cfg: Path) -> dict[str, Any]:

@@ -15,77 +15,20 @@ import asyncio
 import contextlib
 import signal
 import sqlite3
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tracker.adapters.control_socket import send_command
 from tracker.adapters.tokens import TokenStore
 from tracker.core.heart_rate import format_packet_recording, synthetic_ride_packets
-from tracker.emulator.runner import EmulatorHandle, running_emulator
+from tracker.emulator.runner import running_emulator
 
 from ..conftest import shared_file
-from .engine_support import until
+from .engine_support import service_status, tracker_process, until, write_run_config
 
 TRACK = ("tracks", "ROB__gx.to.gavres.nmea")  # 1 Hz, 75 min
 GPS_SPEED = 20.0  # GPS seconds per real second
 HR_GAP_S = 1 / GPS_SPEED  # notifications as fast as GPS seconds pass: ~one per GPS second
-
-
-def write_config(path: Path, data: Path, emu: EmulatorHandle, track: Path, hr: Path) -> None:
-    path.write_text(
-        f"""
-[gps]
-source = "replay"
-replay_file = "{track}"
-replay_speed = {GPS_SPEED}
-[storage]
-data_dir = "{data}"
-[api]
-base_url = "{emu.base_url}"
-client_id = "{emu.client_id}"
-client_secret = "{emu.client_secret}"
-timeout_s = 5.0
-[activity]
-autostart = true
-title_prefix = "HR crash test"
-[uplink]
-batch_interval_s = 0.2
-drain_interval_s = 0.0
-[gpio]
-pin_factory = "none"
-[heart_rate]
-enabled = true
-device = "replay:{hr}"
-[log]
-level = "warning"
-""",
-        encoding="utf-8",
-    )
-
-
-async def service_status(data: Path) -> dict[str, Any] | None:
-    try:
-        reply = await asyncio.to_thread(send_command, data, "status", timeout_s=2.0)
-    except Exception:
-        return None
-    status = reply.get("status")
-    return status if isinstance(status, dict) else None
-
-
-async def start_tracker(config: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tracker",
-        "run",
-        "--config",
-        str(config),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
 
 
 async def wait_for_hr_samples(data: Path, proc: asyncio.subprocess.Process, n: int) -> None:
@@ -123,8 +66,13 @@ async def test_sigkill_loses_no_committed_heart_rate_sample(tmp_path: Path) -> N
     config = tmp_path / "tracker.toml"
     async with running_emulator() as emu:
         TokenStore.in_dir(data).save(emu.issue_tokens())
-        write_config(config, data, emu, track, recording)
-        proc = await start_tracker(config)
+        gps = f'[gps]\nsource = "replay"\nreplay_file = "{track}"\nreplay_speed = {GPS_SPEED}'
+        hr = f'[heart_rate]\nenabled = true\ndevice = "replay:{recording}"'
+        more = f'{hr}\n[log]\nlevel = "warning"'
+        write_run_config(
+            config, data, emu, gps, batch_interval_s=0.2, title_prefix="HR crash test", more=more
+        )
+        proc = await tracker_process("run", "--config", str(config))
         try:
             await wait_for_hr_samples(data, proc, 40)
             proc.send_signal(signal.SIGKILL)
@@ -132,7 +80,7 @@ async def test_sigkill_loses_no_committed_heart_rate_sample(tmp_path: Path) -> N
             on_disk = committed_hr(data)
             assert len(on_disk) >= 30  # all but the last half second's samples
 
-            proc = await start_tracker(config)
+            proc = await tracker_process("run", "--config", str(config))
 
             def all_arrived() -> bool:
                 if not emu.activities:
