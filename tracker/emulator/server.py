@@ -296,8 +296,11 @@ class Emulator:
             )
         return fields
 
-    async def authorize(self, request: web.Request) -> web.StreamResponse:
-        """GET: validate, then redirect at once (auto-approve) or show the Approve page."""
+    async def _consent(
+        self, request: web.Request
+    ) -> tuple[dict[str, str], EmulatorRequest, Any] | web.StreamResponse:
+        """What both authorize steps check first: the fields, authlib's request and the consent
+        grant, or the error response to send instead."""
         fields = await self._authorize_fields(request)
         if isinstance(fields, web.Response):
             return fields
@@ -306,6 +309,14 @@ class Emulator:
             grant = self.auth.get_consent_grant(oauth_request)
         except OAuth2Error as error:
             return self._authorize_error(oauth_request, error)
+        return fields, oauth_request, grant
+
+    async def authorize(self, request: web.Request) -> web.StreamResponse:
+        """GET: validate, then redirect at once (auto-approve) or show the Approve page."""
+        consent = await self._consent(request)
+        if isinstance(consent, web.StreamResponse):
+            return consent
+        fields, oauth_request, grant = consent
         if self.auto_approve:
             self.requests[("oauth/authorize", "approved")] += 1
             return self._authorization_response(oauth_request, grant)
@@ -314,14 +325,10 @@ class Emulator:
 
     async def authorize_approve(self, request: web.Request) -> web.StreamResponse:
         """POST from the Approve button: the same checks, then the redirect with the code."""
-        fields = await self._authorize_fields(request)
-        if isinstance(fields, web.Response):
-            return fields
-        oauth_request = self._oauth_request(request, fields)
-        try:
-            grant = self.auth.get_consent_grant(oauth_request)
-        except OAuth2Error as error:
-            return self._authorize_error(oauth_request, error)
+        consent = await self._consent(request)
+        if isinstance(consent, web.StreamResponse):
+            return consent
+        _, oauth_request, grant = consent
         self.requests[("oauth/authorize", "approved")] += 1
         return self._authorization_response(oauth_request, grant)
 
