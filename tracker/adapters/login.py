@@ -166,6 +166,26 @@ def instructions(url: str, port: int, *, browser_opened: bool) -> str:
     return "\n".join(lines)
 
 
+def _protocol_client(
+    session: aiohttp.ClientSession,
+    settings: ApiSettings,
+    timeout: aiohttp.ClientTimeout,
+    *,
+    redirect_uri: str | None = None,
+    clock: WallClock = system_clock,
+) -> OAuthClient:
+    """A bare protocol client (no token store) for the ``[api]`` section's server and app."""
+    return OAuthClient(
+        session,
+        base_url=settings.base_url,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        redirect_uri=redirect_uri,
+        timeout=timeout,
+        clock=clock,
+    )
+
+
 async def login(
     settings: ApiSettings,
     store: TokenStore,
@@ -194,14 +214,8 @@ async def login(
     timeout = aiohttp.ClientTimeout(total=settings.timeout_s, connect=min(10.0, settings.timeout_s))
     try:
         async with aiohttp.ClientSession() as session:
-            oauth = OAuthClient(
-                session,
-                base_url=settings.base_url,
-                client_id=settings.client_id,
-                client_secret=settings.client_secret,
-                redirect_uri=redirect_uri,
-                timeout=timeout,
-                clock=clock,
+            oauth = _protocol_client(
+                session, settings, timeout, redirect_uri=redirect_uri, clock=clock
             )
             url, state = oauth.create_authorization_url(
                 oauth.endpoints.authorize, redirect_url=redirect_uri
@@ -285,13 +299,7 @@ async def logout(
         timeout = aiohttp.ClientTimeout(total=settings.timeout_s)
         try:
             async with aiohttp.ClientSession() as session:
-                oauth = OAuthClient(
-                    session,
-                    base_url=settings.base_url,
-                    client_id=settings.client_id,
-                    client_secret=settings.client_secret,
-                    timeout=timeout,
-                )
+                oauth = _protocol_client(session, settings, timeout)
                 await oauth.revoke(str(token), hint)
         except (ApiError, AuthError) as exc:
             if not forget:
