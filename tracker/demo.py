@@ -25,15 +25,31 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tracker.config import Settings
 from tracker.errors import TrackerError
 from tracker.logs import configure_logging, get_logger
 
+if TYPE_CHECKING:
+    from tracker.emulator.runner import EmulatorHandle
+
 log = get_logger("demo")
 
 DEFAULT_TRACK = "NmeaParser__NmeaSampleData.txt"  # a car near Lake Tahoe, 0.5 Hz
+
+
+def emulator_settings(settings: Settings, emu: EmulatorHandle, data_dir: Path) -> Settings:
+    """``settings`` with its data in ``data_dir`` and the API pointed straight at the emulator
+    ``emu`` (its base URL and application, a 5 s timeout)."""
+    s = settings.replace("storage", data_dir=str(data_dir))
+    return s.replace(
+        "api",
+        base_url=emu.base_url,
+        client_id=emu.client_id,
+        client_secret=emu.client_secret,
+        timeout_s=5.0,
+    )
 
 
 def find_track(explicit: str | None) -> Path:
@@ -220,14 +236,7 @@ async def run_demo(
     ):
         summary.page_url = emu.inspect_url
         say(f"emulator: {emu.base_url} (page {emu.inspect_url})")
-        s = settings.replace("storage", data_dir=str(data_dir))
-        direct = s.replace(
-            "api",
-            base_url=emu.base_url,
-            client_id=emu.client_id,
-            client_secret=emu.client_secret,
-            timeout_s=5.0,
-        )
+        direct = emulator_settings(settings, emu, data_dir)
         store = TokenStore.in_dir(data_dir)
         await login(
             direct.api,

@@ -12,7 +12,8 @@ from typing import Any
 from tracker.adapters.api import MapMyTracksClient
 from tracker.adapters.control_socket import send_command
 from tracker.adapters.tokens import TokenStore
-from tracker.config import ApiSettings
+from tracker.config import ApiSettings, Settings
+from tracker.demo import emulator_settings
 from tracker.emulator.runner import EmulatorHandle, running_emulator
 from tracker.model import Point
 
@@ -48,6 +49,16 @@ async def emulator_and_client(
         )
         async with MapMyTracksClient(settings, store) as client:
             yield emu, client
+
+
+def engine_settings(data_dir: Path, emu: EmulatorHandle, **gps: Any) -> Settings:
+    """Settings for an in-process engine against ``emu``: quick batches, no GPIO."""
+    s = emulator_settings(Settings(), emu, data_dir)
+    s = s.replace("uplink", batch_interval_s=0.05, drain_interval_s=0.0, max_batch_points=100)
+    s = s.replace("gpio", pin_factory="none")
+    if gps:
+        s = s.replace("gps", **gps)
+    return s
 
 
 T0 = 1_760_000_000  # an October 2025 morning: plausible UNIX seconds for the strict emulator

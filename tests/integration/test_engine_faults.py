@@ -15,8 +15,8 @@ from tracker.emulator.runner import EmulatorHandle
 from tracker.model import Fix
 
 from ..conftest import shared_file
-from .engine_support import until
-from .test_engine_service import TRACK, engine_settings, sed_misses, service_with
+from .engine_support import engine_settings, until
+from .test_engine_service import TRACK, sed_misses, service_with
 
 FAST_RETRY = RetryPolicy(initial_s=0.01, multiplier=2, max_s=0.05)
 BATCH = 10

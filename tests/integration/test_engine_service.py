@@ -21,26 +21,9 @@ from tracker.emulator.runner import EmulatorHandle, running_emulator
 from tracker.model import Fix
 
 from ..conftest import shared_file
-from .engine_support import until
+from .engine_support import engine_settings, until
 
 TRACK = ("tracks", "ROB__gx.to.gavres.nmea")
-
-
-def engine_settings(data_dir: Path, emu: EmulatorHandle, **gps: Any) -> Settings:
-    s = Settings()
-    s = s.replace("storage", data_dir=str(data_dir))
-    s = s.replace(
-        "api",
-        base_url=emu.base_url,
-        client_id=emu.client_id,
-        client_secret=emu.client_secret,
-        timeout_s=5.0,
-    )
-    s = s.replace("uplink", batch_interval_s=0.05, drain_interval_s=0.0, max_batch_points=100)
-    s = s.replace("gpio", pin_factory="none")
-    if gps:
-        s = s.replace("gps", **gps)
-    return s
 
 
 def sed_misses(fixes: list[Fix], points: list[Any], bound_m: float) -> list[tuple[float, float]]:

@@ -29,6 +29,7 @@ from tracker.core.heart_rate import describe_heart_rate_status
 from tracker.emulator.runner import EmulatorHandle, running_emulator
 from tracker.model import Fix, FixMode
 
+from .engine_support import engine_settings
 from .heart_rate_support import START, FakeLink, FakeRadio, hr_packet, until
 
 T0 = 1_760_000_000  # GPS seconds of the first fix (a plausible date for the strict emulator)
@@ -98,18 +99,7 @@ class Ride:
 
 
 def settings_for(emu: EmulatorHandle, data: Path) -> Settings:
-    s = Settings()
-    s = s.replace("storage", data_dir=str(data))
-    s = s.replace(
-        "api",
-        base_url=emu.base_url,
-        client_id=emu.client_id,
-        client_secret=emu.client_secret,
-        timeout_s=5.0,
-    )
-    s = s.replace("uplink", batch_interval_s=0.05, drain_interval_s=0.0, max_batch_points=100)
-    s = s.replace("gpio", pin_factory="none")
-    s = s.replace("activity", autostart=True)
+    s = engine_settings(data, emu).replace("activity", autostart=True)
     return s.replace("heart_rate", enabled=True, device="auto")
 
 
