@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from tracker.adapters.gps import open_fix_stream
+from tracker.app import Service
 from tracker.config import Settings
 from tracker.core.retry import RetryPolicy
 from tracker.emulator.runner import EmulatorHandle
@@ -49,6 +51,25 @@ def paced_ride(log: Path, gate: asyncio.Event | None = None, every: int = 20) ->
     return fixes()
 
 
+@asynccontextmanager
+async def gated_ride(
+    tmp_path: Path, gate: asyncio.Event
+) -> AsyncIterator[tuple[EmulatorHandle, Service]]:
+    """The recorded ride, autostarted, with fast retries, held at fix 1500 until ``gate`` is
+    set; yields once 1000 fixes are in and the activity exists."""
+    log = shared_file(*TRACK)
+    data = tmp_path / "data"
+
+    def settings_for(emu: EmulatorHandle) -> Settings:
+        return fault_settings(data, emu).replace("activity", autostart=True)
+
+    async with service_with(
+        tmp_path, settings_for, fix_stream=lambda: paced_ride(log, gate), retry_policy=FAST_RETRY
+    ) as (emu, svc):
+        await until(lambda: svc.counters.fixes >= 1000 and bool(emu.activities))
+        yield emu, svc
+
+
 async def test_random_faults_lose_nothing_and_duplicate_only_lost_batches(tmp_path: Path) -> None:
     log = shared_file(*TRACK)
     data = tmp_path / "data"
@@ -77,16 +98,8 @@ async def test_random_faults_lose_nothing_and_duplicate_only_lost_batches(tmp_pa
 
 async def test_long_outage_mid_ride_then_backlog_drains_in_full_batches(tmp_path: Path) -> None:
     log = shared_file(*TRACK)
-    data = tmp_path / "data"
     gate = asyncio.Event()
-
-    def settings_for(emu: EmulatorHandle) -> Settings:
-        return fault_settings(data, emu).replace("activity", autostart=True)
-
-    async with service_with(
-        tmp_path, settings_for, fix_stream=lambda: paced_ride(log, gate), retry_policy=FAST_RETRY
-    ) as (emu, svc):
-        await until(lambda: svc.counters.fixes >= 1000 and bool(emu.activities))
+    async with gated_ride(tmp_path, gate) as (emu, svc):
         emu.set_faults(down=True)
         ok_updates = emu.request_counts().get("updateActivity", {}).get("ok", 0)
         gate.set()  # the rest of the ride happens during the outage
@@ -108,17 +121,8 @@ async def test_long_outage_mid_ride_then_backlog_drains_in_full_batches(tmp_path
 
 
 async def test_token_expiry_and_revoked_login_mid_ride(tmp_path: Path) -> None:
-    log = shared_file(*TRACK)
-    data = tmp_path / "data"
     gate = asyncio.Event()
-
-    def settings_for(emu: EmulatorHandle) -> Settings:
-        return fault_settings(data, emu).replace("activity", autostart=True)
-
-    async with service_with(
-        tmp_path, settings_for, fix_stream=lambda: paced_ride(log, gate), retry_policy=FAST_RETRY
-    ) as (emu, svc):
-        await until(lambda: svc.counters.fixes >= 1000 and bool(emu.activities))
+    async with gated_ride(tmp_path, gate) as (emu, svc):
         emu.advance_clock(7 * 86400)  # the access token expired long ago: refreshed silently
         store = svc.client.token_store
         stored = store.load_tokens()
