@@ -11,6 +11,7 @@ from typing import Any
 
 from tracker.adapters.api import MapMyTracksClient
 from tracker.adapters.control_socket import send_command
+from tracker.adapters.gps import FixStream, open_fix_stream
 from tracker.adapters.tokens import TokenStore
 from tracker.config import ApiSettings, Settings
 from tracker.demo import emulator_settings
@@ -59,6 +60,13 @@ def engine_settings(data_dir: Path, emu: EmulatorHandle, **gps: Any) -> Settings
     if gps:
         s = s.replace("gps", **gps)
     return s
+
+
+def replay_ride(log: Path) -> FixStream:
+    """The recorded ride ``log`` through the real replay source, parser and filters, as fast as
+    it is read."""
+    s = Settings().replace("gps", source="replay", replay_file=str(log), replay_speed=0.0)
+    return open_fix_stream(s.gps, s.filters)
 
 
 T0 = 1_760_000_000  # an October 2025 morning: plausible UNIX seconds for the strict emulator

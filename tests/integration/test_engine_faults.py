@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from tracker.adapters.gps import open_fix_stream
 from tracker.app import Service
 from tracker.config import Settings
 from tracker.core.retry import RetryPolicy
@@ -17,7 +16,7 @@ from tracker.emulator.runner import EmulatorHandle
 from tracker.model import Fix
 
 from ..conftest import shared_file
-from .engine_support import engine_settings, until
+from .engine_support import engine_settings, replay_ride, until
 from .test_engine_service import TRACK, sed_misses, service_with
 
 FAST_RETRY = RetryPolicy(initial_s=0.01, multiplier=2, max_s=0.05)
@@ -38,9 +37,8 @@ def paced_ride(log: Path, gate: asyncio.Event | None = None, every: int = 20) ->
     """The recorded ride, yielding the loop every few fixes so batches go out while riding."""
 
     async def fixes() -> AsyncIterator[Fix]:
-        s = Settings().replace("gps", source="replay", replay_file=str(log), replay_speed=0.0)
         n = 0
-        async for fix in open_fix_stream(s.gps, s.filters):
+        async for fix in replay_ride(log):
             n += 1
             if n % every == 0:
                 await asyncio.sleep(0.005)

@@ -21,7 +21,7 @@ from tracker.emulator.runner import EmulatorHandle, running_emulator
 from tracker.model import Fix
 
 from ..conftest import shared_file
-from .engine_support import engine_settings, until
+from .engine_support import engine_settings, replay_ride, until
 
 TRACK = ("tracks", "ROB__gx.to.gavres.nmea")
 
@@ -101,9 +101,8 @@ async def test_control_socket_starts_stops_and_reports(tmp_path: Path) -> None:
     gate = asyncio.Event()
 
     async def gated_stream() -> AsyncIterator[Fix]:
-        s = Settings().replace("gps", source="replay", replay_file=str(log), replay_speed=0.0)
         n = 0
-        async for fix in open_fix_stream(s.gps, s.filters):
+        async for fix in replay_ride(log):
             n += 1
             if n == 200:
                 await gate.wait()  # hold the ride until the test has started the activity
@@ -147,9 +146,8 @@ async def test_heart_rate_samples_are_stored_and_sent_with_the_points(tmp_path: 
     release = asyncio.Event()
 
     async def slow_ride() -> AsyncIterator[Fix]:
-        s = Settings().replace("gps", source="replay", replay_file=str(log), replay_speed=0.0)
         n = 0
-        async for fix in open_fix_stream(s.gps, s.filters):
+        async for fix in replay_ride(log):
             n += 1
             if n > 300:
                 await release.wait()
@@ -192,8 +190,7 @@ async def test_heart_rate_samples_are_stored_and_sent_with_the_points(tmp_path: 
 async def test_a_service_restart_is_not_a_stop_and_a_failed_task_restarts(tmp_path: Path) -> None:
     log = shared_file(*TRACK)
     data = tmp_path / "data"
-    s = Settings().replace("gps", source="replay", replay_file=str(log), replay_speed=0.0)
-    fixes = [f async for f in open_fix_stream(s.gps, s.filters)]
+    fixes = [f async for f in replay_ride(log)]
     half = len(fixes) // 2
     failures = [1]  # the first run of the gps task breaks once, like a flaky receiver
 
