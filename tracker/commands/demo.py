@@ -11,7 +11,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--track",
         metavar="FILE",
-        help="NMEA log to ride (default: a car ride from ../shared/data/tracks/)",
+        help="NMEA log to ride (default: a car ride from ../shared/data/tracks/, else its "
+        "excerpt bundled in tracker/data/)",
     )
     parser.add_argument(
         "--speed",
