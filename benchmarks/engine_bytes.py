@@ -72,11 +72,15 @@ async def paced(fixes: list[Fix], speed: float, yielded: list[float]) -> AsyncIt
     await asyncio.Event().wait()  # the receiver stays on; the ride is stopped by command
 
 
-def scaled_settings(data: Path, proxy: CountingProxy, emu: EmulatorHandle) -> Settings:
-    s = Settings().replace("storage", data_dir=str(data))
-    s = s.replace(
+def through_proxy(s: Settings, proxy: CountingProxy, emu: EmulatorHandle) -> Settings:
+    """``s`` with the API reached through the byte-counting ``proxy`` in front of ``emu``."""
+    return s.replace(
         "api", base_url=proxy.url("/api3"), client_id=emu.client_id, client_secret=emu.client_secret
     )
+
+
+def scaled_settings(data: Path, proxy: CountingProxy, emu: EmulatorHandle) -> Settings:
+    s = through_proxy(Settings().replace("storage", data_dir=str(data)), proxy, emu)
     s = s.replace("uplink", batch_interval_s=10.0 / SPEED, drain_interval_s=1.0 / SPEED)
     s = s.replace("sampler", max_error_m=10.0, max_delay_s=MAX_DELAY_S)
     s = s.replace("activity", autostart=True)
@@ -144,12 +148,7 @@ async def per_point(fixes: list[Fix]) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             store = TokenStore.in_dir(tmp)
             store.save(emu.issue_tokens())
-            s = Settings().replace(
-                "api",
-                base_url=proxy.url("/api3"),
-                client_id=emu.client_id,
-                client_secret=emu.client_secret,
-            )
+            s = through_proxy(Settings(), proxy, emu)
             points = []
             last = None
             for f in fixes:
@@ -178,12 +177,7 @@ async def catch_up(points: list[Point], *, baseline: bool = False) -> dict[str, 
             data = Path(tmp)
             store = TokenStore.in_dir(data)
             store.save(emu.issue_tokens())
-            s = Settings().replace(
-                "api",
-                base_url=proxy.url("/api3"),
-                client_id=emu.client_id,
-                client_secret=emu.client_secret,
-            )
+            s = through_proxy(Settings(), proxy, emu)
             async with MapMyTracksClient(s.api, store) as client:
                 aid = await client.start_activity(
                     title="backlog",
