@@ -35,6 +35,16 @@ class FakeSleep:
         return self.now
 
 
+def api_settings(emu: EmulatorHandle) -> ApiSettings:
+    """The ``[api]`` section of a client of ``emu`` (a 10 s timeout)."""
+    return ApiSettings(
+        base_url=emu.base_url,
+        client_id=emu.client_id,
+        client_secret=emu.client_secret,
+        timeout_s=10.0,
+    )
+
+
 @asynccontextmanager
 async def emulator_and_client(
     data_dir: Path, *, faults: Any = None

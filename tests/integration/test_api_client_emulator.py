@@ -28,6 +28,8 @@ from tracker.errors import (
 )
 from tracker.model import HeartRateSample, Point
 
+from .engine_support import api_settings
+
 T0 = 1_700_000_000
 POINTS = [Point(T0 + i, 51.5 + i * 1e-4, -0.12 - i * 1e-4, 10.0 + i) for i in range(5)]
 
@@ -51,11 +53,6 @@ async def gate() -> Gate:
 async def emulator(gate: Gate) -> AsyncIterator[EmulatorHandle]:
     async with running_emulator(port=0, auto_approve=True, sleep=gate) as emu:
         yield emu
-
-
-def api_settings(emu: EmulatorHandle) -> ApiSettings:
-    return ApiSettings(base_url=emu.base_url, client_id=emu.client_id,
-                       client_secret=emu.client_secret, timeout_s=10.0)  # fmt: skip
 
 
 async def play_browser(url: str) -> None:

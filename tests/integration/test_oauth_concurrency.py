@@ -20,9 +20,10 @@ import pytest
 from tracker.adapters.api import MapMyTracksClient
 from tracker.adapters.login import login
 from tracker.adapters.tokens import TokenStore
-from tracker.config import ApiSettings
 from tracker.emulator import EmulatorHandle, running_emulator
 from tracker.model import Point
+
+from .engine_support import api_settings
 
 T0 = 1_700_000_000
 
@@ -31,11 +32,6 @@ T0 = 1_700_000_000
 async def emulator() -> AsyncIterator[EmulatorHandle]:
     async with running_emulator(port=0, auto_approve=True) as emu:
         yield emu
-
-
-def api_settings(emu: EmulatorHandle) -> ApiSettings:
-    return ApiSettings(base_url=emu.base_url, client_id=emu.client_id,
-                       client_secret=emu.client_secret, timeout_s=10.0)  # fmt: skip
 
 
 @pytest.fixture

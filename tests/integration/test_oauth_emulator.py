@@ -26,6 +26,8 @@ from tracker.emulator import EmulatorHandle, running_emulator
 from tracker.errors import AuthError, LoginNeededError, TrackerError
 from tracker.model import Point
 
+from .engine_support import api_settings
+
 POINT = Point(1_700_000_000, 51.5, -0.12, 12.0)
 
 
@@ -48,11 +50,6 @@ def server_clock() -> Clock:
 async def emulator(server_clock: Clock) -> AsyncIterator[EmulatorHandle]:
     async with running_emulator(port=0, auto_approve=True, token_ttl=60, clock=server_clock) as emu:
         yield emu
-
-
-def api_settings(emu: EmulatorHandle) -> ApiSettings:
-    return ApiSettings(base_url=emu.base_url, client_id=emu.client_id,
-                       client_secret=emu.client_secret, timeout_s=10.0)  # fmt: skip
 
 
 async def play_browser(url: str) -> None:

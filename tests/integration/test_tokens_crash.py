@@ -25,10 +25,11 @@ import pytest
 from tracker.adapters.api import MapMyTracksClient
 from tracker.adapters.login import login
 from tracker.adapters.tokens import TokenStore
-from tracker.config import ApiSettings
 from tracker.emulator import EmulatorHandle, running_emulator
 from tracker.errors import LoginNeededError
 from tracker.model import Point
+
+from .engine_support import api_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,11 +66,6 @@ STEP_LOST = "reply_received"
 async def emulator() -> AsyncIterator[EmulatorHandle]:
     async with running_emulator(port=0, auto_approve=True) as emu:
         yield emu
-
-
-def api_settings(emu: EmulatorHandle) -> ApiSettings:
-    return ApiSettings(base_url=emu.base_url, client_id=emu.client_id,
-                       client_secret=emu.client_secret, timeout_s=10.0)  # fmt: skip
 
 
 async def logged_in_store(emu: EmulatorHandle, data_dir: Path) -> TokenStore:
