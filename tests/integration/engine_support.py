@@ -13,6 +13,7 @@ from tracker.adapters.api import MapMyTracksClient
 from tracker.adapters.control_socket import send_command
 from tracker.adapters.gps import FixStream, open_fix_stream
 from tracker.adapters.tokens import TokenStore
+from tracker.app import Service
 from tracker.config import ApiSettings, Settings
 from tracker.demo import emulator_settings
 from tracker.emulator.runner import EmulatorHandle, running_emulator
@@ -77,6 +78,18 @@ def replay_ride(log: Path) -> FixStream:
     it is read."""
     s = Settings().replace("gps", source="replay", replay_file=str(log), replay_speed=0.0)
     return open_fix_stream(s.gps, s.filters)
+
+
+@asynccontextmanager
+async def running(svc: Service) -> AsyncIterator[Service]:
+    """``svc`` running in its own task, once ready; stopped (not crashed) and awaited on exit."""
+    task = asyncio.create_task(svc.run())
+    try:
+        await asyncio.wait_for(svc.wait_ready(), 10)
+        yield svc
+    finally:
+        svc.stop()
+        await asyncio.wait_for(task, 20)
 
 
 T0 = 1_760_000_000  # an October 2025 morning: plausible UNIX seconds for the strict emulator

@@ -21,7 +21,7 @@ from tracker.emulator.runner import EmulatorHandle, running_emulator
 from tracker.model import Fix
 
 from ..conftest import shared_file
-from .engine_support import engine_settings, replay_ride, until
+from .engine_support import engine_settings, replay_ride, running, until
 
 TRACK = ("tracks", "ROB__gx.to.gavres.nmea")
 
@@ -61,13 +61,8 @@ async def service_with(
             client_factory=lambda: MapMyTracksClient(settings.api, store),
             **kw,
         )
-        task = asyncio.create_task(svc.run())
-        try:
-            await asyncio.wait_for(svc.wait_ready(), 10)
+        async with running(svc):
             yield emu, svc
-        finally:
-            svc.stop()
-            await asyncio.wait_for(task, 20)
 
 
 async def test_a_recorded_ride_streams_end_to_end_within_the_error_bound(tmp_path: Path) -> None:

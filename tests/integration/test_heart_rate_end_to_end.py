@@ -29,7 +29,7 @@ from tracker.core.heart_rate import describe_heart_rate_status
 from tracker.emulator.runner import EmulatorHandle, running_emulator
 from tracker.model import Fix, FixMode
 
-from .engine_support import engine_settings
+from .engine_support import engine_settings, running
 from .heart_rate_support import START, FakeLink, FakeRadio, hr_packet, until
 
 T0 = 1_760_000_000  # GPS seconds of the first fix (a plausible date for the strict emulator)
@@ -126,13 +126,8 @@ async def riding(
     svc.heart_rate = HeartRateSource(
         radio, settings.heart_rate.device, svc._gps_time_for_hr, clock=clock
     )
-    task = asyncio.create_task(svc.run())
-    try:
-        await asyncio.wait_for(svc.wait_ready(), 10)
+    async with running(svc):
         yield svc, ride
-    finally:
-        svc.stop()
-        await asyncio.wait_for(task, 20)
 
 
 async def inspection(emu: EmulatorHandle) -> list[dict[str, Any]]:
@@ -297,9 +292,7 @@ async def test_a_wrong_heart_rate_device_is_said_once_and_the_ride_goes_on(
             client_factory=lambda: MapMyTracksClient(settings.api, store),
             fix_stream=stream,
         )
-        task = asyncio.create_task(svc.run())
-        try:
-            await asyncio.wait_for(svc.wait_ready(), 10)
+        async with running(svc):
             await until(lambda: svc.health["heart_rate"].last_error is not None)
             health = svc.health["heart_rate"]
             assert health.last_error is not None
@@ -310,6 +303,3 @@ async def test_a_wrong_heart_rate_device_is_said_once_and_the_ride_goes_on(
             await until(lambda: svc.counters.fixes == 3)
             assert svc.status()["heart_rate"] == {"state": "disabled"}
             assert svc.current() is not None  # recording all the same (autostart)
-        finally:
-            svc.stop()
-            await asyncio.wait_for(task, 20)
