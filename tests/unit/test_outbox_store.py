@@ -21,6 +21,17 @@ def pts(start: int, n: int) -> list[Point]:
     ]
 
 
+async def fill(box: Outbox, local_id: int, chunk: int, limit: int) -> int:
+    """Commit points ``chunk`` at a time until the storage fails or ``limit`` points are in;
+    how many points were staged."""
+    t = 0
+    while box.storage_error is None and t < limit:
+        box.stage(local_id, pts(t, chunk))
+        t += chunk
+        await box.commit()
+    return t
+
+
 async def reopen(path: Path, **kw: float) -> Outbox:
     box = Outbox(path, **kw)
     await box.open()
@@ -94,11 +105,7 @@ async def test_storage_bound_full_keeps_running_from_memory_and_loses_nothing(
     box = Outbox(tmp_path, max_mb=0.3, retry_s=30, monotonic=lambda: clock[0])
     await box.open()
     rec = await box.create_activity("Long ride")
-    t = 0
-    while box.storage_error is None and t < 200_000:
-        box.stage(rec.local_id, pts(t, 500))
-        t += 500
-        await box.commit()
+    t = await fill(box, rec.local_id, 500, 200_000)
     assert box.storage_error is not None
     assert "no space left" in box.storage_error
     # Everything recorded is still offered to the uplink, from memory.
@@ -121,11 +128,7 @@ async def test_real_full_disk_on_a_small_tmpfs(tmp_path: Path) -> None:
         box = Outbox(tiny, max_mb=50)
         await box.open()
         rec = await box.create_activity("Tiny disk")
-        t = 0
-        while box.storage_error is None and t < 100_000:
-            box.stage(rec.local_id, pts(t, 300))
-            t += 300
-            await box.commit()
+        t = await fill(box, rec.local_id, 300, 100_000)
         assert box.storage_error is not None
         assert "no space left" in box.storage_error
         assert box.pending_count(rec.local_id) == t
