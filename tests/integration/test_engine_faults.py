@@ -105,6 +105,10 @@ async def test_long_outage_mid_ride_then_backlog_drains_in_full_batches(tmp_path
         assert svc.device_state().value == "recording_offline"
         assert svc.status()["uplink"]["link"] == "down"
         await until(lambda: svc.current() is None)  # the ride ended during the outage
+        # The stop staged the sampler's last points; the commit task may not have taken them
+        # (or the fixes just before) yet. Commit now so the count is every point that waits.
+        await svc.outbox.commit()
+        assert svc.outbox.unsaved_count() == 0
         waiting = svc.outbox.pending_count()
         assert waiting > 3 * BATCH
         emu.set_faults(down=False)
