@@ -17,6 +17,7 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -60,6 +61,11 @@ class GpsSettings:
     replay_speed: float = _opt(1.0, min=0.0)  # 0 = as fast as possible
     gpsd_host: str = "127.0.0.1"
     gpsd_port: int = _opt(2947, min=1, max=65535)
+    # A receiver that lost count of GPS weeks (10-bit rollover) reports dates 1024 weeks early:
+    # a date before this floor is moved forward. "auto" = 2025-01-01 for a live receiver and
+    # off for replay files; "off" keeps every date (e.g. an old log played through a pty);
+    # or an ISO date such as "2026-01-01".
+    week_rollover_floor: str = _opt("auto", iso_date_or=("auto", "off"))
 
 
 @dataclass(frozen=True)
@@ -340,6 +346,13 @@ def _check_bounds(value: Any, meta: typing.Mapping[str, Any]) -> str:
     same_kind = any(type(c) is type(value) for c in choices)
     if same_kind and value not in choices:
         return f"{value!r} is not allowed; allowed: {', '.join(map(str, choices))}"
+    keywords = meta.get("iso_date_or")
+    if keywords is not None and value not in keywords:
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            shown = ", ".join(f'"{k}"' for k in keywords)
+            return f"{value!r} is not allowed; allowed: {shown} or a date like \"2025-01-01\""
     if isinstance(value, int | float) and not isinstance(value, bool):
         low, high = meta.get("min"), meta.get("max")
         if low is not None and value < low:

@@ -93,3 +93,19 @@ def test_to_dict_masks_secret() -> None:
     assert d["api"]["client_secret"] == "***"
     assert d["api"]["client_id"] == "me"
     assert s.to_dict(mask_secrets=False)["api"]["client_secret"] == "hunter2-long"
+
+
+def test_week_rollover_floor_values() -> None:
+    from datetime import date
+
+    from tracker.adapters.gps import LIVE_ROLLOVER_FLOOR, configured_rollover_floor
+
+    assert configured_rollover_floor(Settings().gps) == LIVE_ROLLOVER_FLOOR
+    replay = settings_from_mapping({"gps": {"source": "replay"}}).gps
+    assert configured_rollover_floor(replay) is None
+    off = settings_from_mapping({"gps": {"week_rollover_floor": "off"}}).gps
+    assert configured_rollover_floor(off) is None
+    own = settings_from_mapping({"gps": {"week_rollover_floor": "2026-01-01"}}).gps
+    assert configured_rollover_floor(own) == date(2026, 1, 1)
+    with pytest.raises(ConfigError, match=r"\[gps\] week_rollover_floor: 'soon' is not allowed"):
+        settings_from_mapping({"gps": {"week_rollover_floor": "soon"}})

@@ -167,6 +167,14 @@ class FixStream:
         await self.source.aclose()
 
 
+def configured_rollover_floor(gps: GpsSettings) -> date | None:
+    """``[gps] week_rollover_floor`` as a date, or None when no date is to be moved."""
+    value = gps.week_rollover_floor
+    if value == "auto":
+        return None if gps.source == "replay" else LIVE_ROLLOVER_FLOOR
+    return None if value == "off" else date.fromisoformat(value)
+
+
 def open_fix_stream(
     gps: GpsSettings,
     filters: FilterSettings,
@@ -177,14 +185,14 @@ def open_fix_stream(
 ) -> FixStream:
     """The configured GPS input as a FixStream (nothing is opened until iteration starts).
 
-    ``rollover_floor`` defaults to :data:`LIVE_ROLLOVER_FLOOR` for serial and gpsd and to None
-    for replay (old recordings keep their dates); pass None to keep a replayed-through-serial
-    demo log's own dates. ``source`` overrides the configured one (tests, demo).
+    ``rollover_floor`` defaults to ``[gps] week_rollover_floor`` (see
+    :func:`configured_rollover_floor`); pass None to keep a replayed-through-serial demo log's
+    own dates. ``source`` overrides the configured one (tests, demo).
     """
     if source is None:
         source = _make_source(gps)
     if rollover_floor is USE_DEFAULT:
-        rollover_floor = None if gps.source == "replay" else LIVE_ROLLOVER_FLOOR
+        rollover_floor = configured_rollover_floor(gps)
     return FixStream(
         source,
         FixFilter(filters.max_hdop, filters.max_speed_mps),
