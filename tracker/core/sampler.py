@@ -203,9 +203,15 @@ class _Cone:
 
     def copy(self) -> _Cone:
         """A copy safe to keep while this one is fed (polygons are never mutated in place)."""
-        c = _Cone(
-            self.ta, self.ax, self.ay, self.alat, self.alon, self.aele, self.chain, self.committed
-        )
+        c = _Cone.__new__(_Cone)  # (every slot is set below: no __init__ to run twice)
+        c.ta = self.ta
+        c.ax = self.ax
+        c.ay = self.ay
+        c.alat = self.alat
+        c.alon = self.alon
+        c.aele = self.aele
+        c.chain = self.chain
+        c.committed = self.committed
         c.poly = self.poly
         c.int_t = self.int_t
         c.int_poly = self.int_poly
@@ -447,7 +453,7 @@ class Sampler:
     def _apply(cone: _Cone, fix: _Pend, poly: Polygon, shift: int) -> None:
         """Record that ``fix`` was fed to ``cone`` and left ``poly`` feasible."""
         t = fix[0]
-        k = _second_before(t)
+        k = math.ceil(t - SNAP_S) - 1  # _second_before(t), inlined (hot)
         if k > cone.int_t:
             if shift:
                 # the earlier seconds it could end at: the last one, and any whole seconds

@@ -95,19 +95,26 @@ def clip_disk(poly: Polygon | None, cx: float, cy: float, r: float) -> Polygon:
     xs = poly[0::2]
     ys = poly[1::2]
     ins = [(x - cx) * (x - cx) + (y - cy) * (y - cy) <= r2 for x, y in zip(xs, ys, strict=True)]
-    if all(ins):
+    if False not in ins:
         return poly
     n = len(xs)
-    if not any(ins):
+    if True not in ins:
         return _clip_no_vertex_inside(poly, xs, ys, cx, cy, r)
     start = 0
     while not (ins[start] and not ins[start - 1]):
         start += 1
+    # the walk below goes once around from start < n: indices stay below 2 n, so doubled
+    # lists stand in for the index arithmetic modulo n
+    ins = ins + ins
+    xs = xs + xs
+    ys = ys + ys
     out: Polygon = []
+    append = out.append
+    sqrt = math.sqrt
     i = start
     while True:
         j = i
-        while ins[j % n]:
+        while ins[j]:
             j += 1
         # vertices i .. j-1 are inside: copy them
         a = i % n
@@ -117,43 +124,73 @@ def clip_disk(poly: Polygon | None, cx: float, cy: float, r: float) -> Polygon:
         else:
             out.extend(poly[2 * a :])
             out.extend(poly[: 2 * b])
-        # leave the disk on edge (j-1, j)
-        p = (j - 1) % n
-        q = j % n
-        cr = _crossings(xs[p], ys[p], xs[q], ys[q], cx, cy, r2)
-        s1 = 1.0 if cr is None else min(max(cr[1], 0.0), 1.0)
-        exx = xs[p] + (xs[q] - xs[p]) * s1
-        exy = ys[p] + (ys[q] - ys[p]) * s1
-        out.append(exx)
-        out.append(exy)
+        # leave the disk on edge (j-1, j) (the line crossings inlined: see _crossings)
+        ax = xs[j - 1]
+        ay = ys[j - 1]
+        ex = xs[j] - ax
+        ey = ys[j] - ay
+        s1 = 1.0
+        qa = ex * ex + ey * ey
+        if not qa <= 0.0:
+            fx = ax - cx
+            fy = ay - cy
+            qb = fx * ex + fy * ey
+            disc = qb * qb - qa * (fx * fx + fy * fy - r2)
+            if not disc < 0.0:
+                s1 = min(max((-qb + sqrt(disc)) / qa, 0.0), 1.0)
+        exx = ax + ex * s1
+        exy = ay + ey * s1
+        append(exx)
+        append(exy)
         # walk the outside run j .. m-1; an edge between two outside vertices may dip in
         m = j
-        while not ins[m % n]:
-            if not ins[(m + 1) % n]:
-                p = m % n
-                q = (m + 1) % n
-                cr = _crossings(xs[p], ys[p], xs[q], ys[q], cx, cy, r2)
-                if cr is not None and 0.0 < cr[0] < 1.0 and 0.0 < cr[1] < 1.0:
-                    enx = xs[p] + (xs[q] - xs[p]) * cr[0]
-                    eny = ys[p] + (ys[q] - ys[p]) * cr[0]
-                    _arc(out, cx, cy, r, exx, exy, enx, eny)
-                    out.append(enx)
-                    out.append(eny)
-                    exx = xs[p] + (xs[q] - xs[p]) * cr[1]
-                    exy = ys[p] + (ys[q] - ys[p]) * cr[1]
-                    out.append(exx)
-                    out.append(exy)
+        while not ins[m]:
+            if not ins[m + 1]:
+                ax = xs[m]
+                ay = ys[m]
+                ex = xs[m + 1] - ax
+                ey = ys[m + 1] - ay
+                qa = ex * ex + ey * ey
+                fx = ax - cx
+                fy = ay - cy
+                qb = fx * ex + fy * ey
+                # both crossings strictly inside the edge need qb < 0 and -qb < qa
+                if qa > 0.0 and qb < 0.0 and -qb < qa:
+                    disc = qb * qb - qa * (fx * fx + fy * fy - r2)
+                    if disc >= 0.0:
+                        sq = sqrt(disc)
+                        c0 = (-qb - sq) / qa
+                        c1 = (-qb + sq) / qa
+                        if 0.0 < c0 < 1.0 and 0.0 < c1 < 1.0:
+                            enx = ax + ex * c0
+                            eny = ay + ey * c0
+                            _arc(out, cx, cy, r, exx, exy, enx, eny)
+                            append(enx)
+                            append(eny)
+                            exx = ax + ex * c1
+                            exy = ay + ey * c1
+                            append(exx)
+                            append(exy)
             m += 1
         # come back in on edge (m-1, m)
-        p = (m - 1) % n
-        q = m % n
-        cr = _crossings(xs[p], ys[p], xs[q], ys[q], cx, cy, r2)
-        s0 = 0.0 if cr is None else min(max(cr[0], 0.0), 1.0)
-        enx = xs[p] + (xs[q] - xs[p]) * s0
-        eny = ys[p] + (ys[q] - ys[p]) * s0
+        ax = xs[m - 1]
+        ay = ys[m - 1]
+        ex = xs[m] - ax
+        ey = ys[m] - ay
+        s0 = 0.0
+        qa = ex * ex + ey * ey
+        if not qa <= 0.0:
+            fx = ax - cx
+            fy = ay - cy
+            qb = fx * ex + fy * ey
+            disc = qb * qb - qa * (fx * fx + fy * fy - r2)
+            if not disc < 0.0:
+                s0 = min(max((-qb - sqrt(disc)) / qa, 0.0), 1.0)
+        enx = ax + ex * s0
+        eny = ay + ey * s0
         _arc(out, cx, cy, r, exx, exy, enx, eny)
-        out.append(enx)
-        out.append(eny)
+        append(enx)
+        append(eny)
         i = m
         if i % n == start:
             break
@@ -169,15 +206,28 @@ def _clip_no_vertex_inside(
     r2 = r * r
     n = len(xs)
     pieces: list[tuple[float, float, float, float]] = []  # (entry x, y, exit x, y) per edge
+    sqrt = math.sqrt
+    xs2 = [*xs, xs[0]]
+    ys2 = [*ys, ys[0]]
     for p in range(n):
-        q = (p + 1) % n
-        cr = _crossings(xs[p], ys[p], xs[q], ys[q], cx, cy, r2)
-        if cr is not None and 0.0 < cr[0] < 1.0 and 0.0 < cr[1] < 1.0:
-            ex = xs[q] - xs[p]
-            ey = ys[q] - ys[p]
-            pieces.append(
-                (xs[p] + ex * cr[0], ys[p] + ey * cr[0], xs[p] + ex * cr[1], ys[p] + ey * cr[1])
-            )
+        # edge (p, p + 1 mod n) (the line crossings inlined: see _crossings; both strictly
+        # inside the edge need qb < 0 and -qb < qa)
+        ax = xs2[p]
+        ay = ys2[p]
+        ex = xs2[p + 1] - ax
+        ey = ys2[p + 1] - ay
+        qa = ex * ex + ey * ey
+        fx = ax - cx
+        fy = ay - cy
+        qb = fx * ex + fy * ey
+        if qa > 0.0 and qb < 0.0 and -qb < qa:
+            disc = qb * qb - qa * (fx * fx + fy * fy - r2)
+            if disc >= 0.0:
+                sq = sqrt(disc)
+                c0 = (-qb - sq) / qa
+                c1 = (-qb + sq) / qa
+                if 0.0 < c0 < 1.0 and 0.0 < c1 < 1.0:
+                    pieces.append((ax + ex * c0, ay + ey * c0, ax + ex * c1, ay + ey * c1))
     if not pieces:
         if point_in_polygon(poly, cx, cy):
             return regular_polygon(cx, cy, r)  # the disk lies wholly inside the polygon
