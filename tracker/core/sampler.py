@@ -33,6 +33,7 @@ from typing import Any
 
 from tracker.core.geo import LocalFrame
 from tracker.core.sampler_geometry import (
+    RING,
     Polygon,
     area,
     centroid,
@@ -75,6 +76,17 @@ def _quality(poly: Polygon | None) -> float:
 # off the ride, and the error grows at every knot after it; with the cap such a fix is
 # unreachable instead, and skipped (docs/sampler.md, Limits).
 _SPEED_CAP = regular_polygon(0.0, 0.0, MAX_LINE_SPEED_MPS)
+# A disk this far inside _SPEED_CAP (centre distance plus radius, with a wide margin for rounding
+# below its inradius) crosses none of its edges and contains its centre: clipping the cap by it
+# gives regular_polygon of the disk itself, which _first_clip returns without the edge walk.
+_CAP_INSIDE = 0.999 * MAX_LINE_SPEED_MPS * math.cos(math.pi / RING)
+
+
+def _first_clip(cx: float, cy: float, r: float) -> Polygon:
+    """``clip_disk(_SPEED_CAP, cx, cy, r)``, the same result, cheaper for the common case."""
+    if math.hypot(cx, cy) + r < _CAP_INSIDE:
+        return regular_polygon(cx, cy, r)
+    return clip_disk(_SPEED_CAP, cx, cy, r)
 
 
 def _room(cone: _Cone, now: float) -> float:
@@ -505,12 +517,11 @@ class Sampler:
             if tau <= SNAP_S:
                 alive.append(cone)
                 continue
-            poly = clip_disk(
-                _SPEED_CAP if cone.poly is None else cone.poly,
-                (x - cone.ax) / tau,
-                (y - cone.ay) / tau,
-                eps / tau,
-            )
+            cpoly = cone.poly
+            if cpoly is None:
+                poly = _first_clip((x - cone.ax) / tau, (y - cone.ay) / tau, eps / tau)
+            else:
+                poly = clip_disk(cpoly, (x - cone.ax) / tau, (y - cone.ay) / tau, eps / tau)
             if poly:
                 alive.append(cone)
                 results.append((cone, poly))
