@@ -63,23 +63,27 @@ def _arc(
         out.append(cy + uy)
 
 
-def _crossings(
+def _dip(
     ax: float, ay: float, bx: float, by: float, cx: float, cy: float, r2: float
-) -> tuple[float, float] | None:
-    """Parameters s0 <= s1 where the line a + s (b - a) meets the circle, or None."""
+) -> tuple[float, float, float, float] | None:
+    """Where an edge a→b whose ends both lie outside the circle dips into it: (entry x, y,
+    exit x, y), or None. Both crossings must lie strictly inside the edge, which needs
+    qb < 0 and -qb < qa: most edges are rejected on that before the square root."""
     ex = bx - ax
     ey = by - ay
+    qa = ex * ex + ey * ey
     fx = ax - cx
     fy = ay - cy
-    qa = ex * ex + ey * ey
-    if qa <= 0.0:
-        return None
     qb = fx * ex + fy * ey
-    disc = qb * qb - qa * (fx * fx + fy * fy - r2)
-    if disc < 0.0:
-        return None
-    sq = math.sqrt(disc)
-    return (-qb - sq) / qa, (-qb + sq) / qa
+    if qa > 0.0 and qb < 0.0 and -qb < qa:
+        disc = qb * qb - qa * (fx * fx + fy * fy - r2)
+        if disc >= 0.0:
+            sq = math.sqrt(disc)
+            c0 = (-qb - sq) / qa
+            c1 = (-qb + sq) / qa
+            if 0.0 < c0 < 1.0 and 0.0 < c1 < 1.0:
+                return ax + ex * c0, ay + ey * c0, ax + ex * c1, ay + ey * c1
+    return None
 
 
 def clip_disk(poly: Polygon | None, cx: float, cy: float, r: float) -> Polygon:
@@ -124,7 +128,7 @@ def clip_disk(poly: Polygon | None, cx: float, cy: float, r: float) -> Polygon:
         else:
             out.extend(poly[2 * a :])
             out.extend(poly[: 2 * b])
-        # leave the disk on edge (j-1, j) (the line crossings inlined: see _crossings)
+        # leave the disk on edge (j-1, j) (the line crossings inlined for speed)
         ax = xs[j - 1]
         ay = ys[j - 1]
         ex = xs[j] - ax
@@ -146,31 +150,12 @@ def clip_disk(poly: Polygon | None, cx: float, cy: float, r: float) -> Polygon:
         m = j
         while not ins[m]:
             if not ins[m + 1]:
-                ax = xs[m]
-                ay = ys[m]
-                ex = xs[m + 1] - ax
-                ey = ys[m + 1] - ay
-                qa = ex * ex + ey * ey
-                fx = ax - cx
-                fy = ay - cy
-                qb = fx * ex + fy * ey
-                # both crossings strictly inside the edge need qb < 0 and -qb < qa
-                if qa > 0.0 and qb < 0.0 and -qb < qa:
-                    disc = qb * qb - qa * (fx * fx + fy * fy - r2)
-                    if disc >= 0.0:
-                        sq = sqrt(disc)
-                        c0 = (-qb - sq) / qa
-                        c1 = (-qb + sq) / qa
-                        if 0.0 < c0 < 1.0 and 0.0 < c1 < 1.0:
-                            enx = ax + ex * c0
-                            eny = ay + ey * c0
-                            _arc(out, cx, cy, r, exx, exy, enx, eny)
-                            append(enx)
-                            append(eny)
-                            exx = ax + ex * c1
-                            exy = ay + ey * c1
-                            append(exx)
-                            append(exy)
+                dip = _dip(xs[m], ys[m], xs[m + 1], ys[m + 1], cx, cy, r2)
+                if dip is not None:
+                    _arc(out, cx, cy, r, exx, exy, dip[0], dip[1])
+                    out.extend(dip)
+                    exx = dip[2]
+                    exy = dip[3]
             m += 1
         # come back in on edge (m-1, m)
         ax = xs[m - 1]
@@ -206,28 +191,12 @@ def _clip_no_vertex_inside(
     r2 = r * r
     n = len(xs)
     pieces: list[tuple[float, float, float, float]] = []  # (entry x, y, exit x, y) per edge
-    sqrt = math.sqrt
     xs2 = [*xs, xs[0]]
     ys2 = [*ys, ys[0]]
-    for p in range(n):
-        # edge (p, p + 1 mod n) (the line crossings inlined: see _crossings; both strictly
-        # inside the edge need qb < 0 and -qb < qa)
-        ax = xs2[p]
-        ay = ys2[p]
-        ex = xs2[p + 1] - ax
-        ey = ys2[p + 1] - ay
-        qa = ex * ex + ey * ey
-        fx = ax - cx
-        fy = ay - cy
-        qb = fx * ex + fy * ey
-        if qa > 0.0 and qb < 0.0 and -qb < qa:
-            disc = qb * qb - qa * (fx * fx + fy * fy - r2)
-            if disc >= 0.0:
-                sq = sqrt(disc)
-                c0 = (-qb - sq) / qa
-                c1 = (-qb + sq) / qa
-                if 0.0 < c0 < 1.0 and 0.0 < c1 < 1.0:
-                    pieces.append((ax + ex * c0, ay + ey * c0, ax + ex * c1, ay + ey * c1))
+    for p in range(n):  # edge (p, p + 1 mod n)
+        dip = _dip(xs2[p], ys2[p], xs2[p + 1], ys2[p + 1], cx, cy, r2)
+        if dip is not None:
+            pieces.append(dip)
     if not pieces:
         if point_in_polygon(poly, cx, cy):
             return regular_polygon(cx, cy, r)  # the disk lies wholly inside the polygon
