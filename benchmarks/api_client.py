@@ -23,11 +23,11 @@ from pathlib import Path
 
 import aiohttp
 
-from tracker.adapters.api import MapMyTracksClient, encode_data
-from tracker.adapters.tokens import TokenStore
 from tracker.config import ApiSettings
 from tracker.emulator import running_emulator
 from tracker.logs import configure_logging
+from tracker.mmt.client import MapMyTracksClient, encode_data
+from tracker.mmt.tokens import TokenStore
 from tracker.model import Point
 
 CALLS = 200

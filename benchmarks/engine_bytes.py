@@ -39,18 +39,18 @@ configure_logging("error")  # before the modules below bind their loggers
 
 from sampler_rides import city  # noqa: E402
 
-from tracker.adapters.api import MapMyTracksClient, build_gpx  # noqa: E402
-from tracker.adapters.gps import open_fix_stream  # noqa: E402
-from tracker.adapters.outbox import Outbox, activity_with  # noqa: E402
-from tracker.adapters.tokens import TokenStore  # noqa: E402
-from tracker.adapters.uplink import Uplink  # noqa: E402
-from tracker.app import Service  # noqa: E402
 from tracker.config import Settings  # noqa: E402
-from tracker.core.activity import Trigger  # noqa: E402
-from tracker.core.sampler import Sampler  # noqa: E402
 from tracker.demo import CountingProxy  # noqa: E402
 from tracker.emulator.runner import EmulatorHandle, running_emulator  # noqa: E402
+from tracker.engine.service import Service  # noqa: E402
+from tracker.engine.uplink import Uplink  # noqa: E402
+from tracker.gps.stream import open_fix_stream  # noqa: E402
+from tracker.mmt.client import MapMyTracksClient, build_gpx  # noqa: E402
+from tracker.mmt.tokens import TokenStore  # noqa: E402
 from tracker.model import Fix, Point  # noqa: E402
+from tracker.ride.activity import Trigger  # noqa: E402
+from tracker.ride.sampler import Sampler  # noqa: E402
+from tracker.storage.outbox import Outbox, activity_with  # noqa: E402
 
 SPEED = 50.0
 MAX_DELAY_S = 40  # sampler delay bound, so that delay + batch interval + commit < 60 s

@@ -18,10 +18,10 @@ import time
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from tracker.adapters.gpio import open_hardware
+from tracker.bike.device_state import DeviceState
+from tracker.bike.gpio import open_hardware
+from tracker.bike.led_patterns import status_pattern
 from tracker.config import ButtonSettings, GpioSettings, LedSettings
-from tracker.core.device_state import DeviceState
-from tracker.core.led_patterns import status_pattern
 from tracker.logs import configure_logging
 
 

@@ -27,13 +27,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tracker.adapters.fake_receiver import FakeReceiver  # noqa: E402
-from tracker.adapters.replay_source import iter_log_blocks  # noqa: E402
-from tracker.adapters.serial_source import SerialSource  # noqa: E402
-from tracker.core.filters import FixFilter  # noqa: E402
-from tracker.core.ringbuffer import RingBuffer  # noqa: E402
+from tracker.gps.fake import FakeReceiver  # noqa: E402
+from tracker.gps.filters import FixFilter  # noqa: E402
+from tracker.gps.nmea import FixDecoder  # noqa: E402
+from tracker.gps.replay import iter_log_blocks  # noqa: E402
+from tracker.gps.ring import RingBuffer  # noqa: E402
+from tracker.gps.serial import SerialSource  # noqa: E402
 from tracker.model import Fix  # noqa: E402
-from tracker.nmea import FixDecoder  # noqa: E402
 
 DEFAULT_LOG = REPO.parent / "shared" / "data" / "tracks" / "NmeaParser__NmeaSampleData.txt"
 READLINE_LINES = 5000

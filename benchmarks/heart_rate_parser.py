@@ -22,11 +22,16 @@ import struct
 import time
 from collections.abc import Callable
 
-from tracker.adapters.heart_rate import FoundStrap, HeartRateLink, HeartRateSource, PacketCallback
-from tracker.core.heart_rate import (
+from tracker.bike.heart_rate.protocol import (
     HeartRatePipeline,
     parse_heart_rate_measurement,
     synthetic_ride_packets,
+)
+from tracker.bike.heart_rate.source import (
+    FoundStrap,
+    HeartRateLink,
+    HeartRateSource,
+    PacketCallback,
 )
 
 PACKETS = 20_000

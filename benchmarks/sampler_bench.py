@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sampler_reference import Track, check_sed, douglas_peucker, opening_window, opt
 from sampler_rides import RIDES
 
-from tracker.core.sampler import Sampler
 from tracker.model import Fix
+from tracker.ride.sampler import Sampler
 
 DELAY = 60
 SHARED = Path(
@@ -43,7 +43,7 @@ OPT_BUDGET_FIXES = 5000  # OPT without delay bound is skipped above this (minute
 
 def real_tracks() -> dict[str, list[Fix]]:
     from tracker.commands.simplify import read_fixes
-    from tracker.core.filters import FixFilter
+    from tracker.gps.filters import FixFilter
 
     out = {}
     folder = SHARED / "tracks"

@@ -10,7 +10,7 @@ server applied the request. Between the tracker and the emulator sits a byte-cou
 so the summary reports the bytes really sent on the wire, headers included.
 
 The service is handed in by the caller (``tracker.commands.demo``), because the import layers keep
-``tracker.demo`` and ``tracker.app`` independent of each other.
+``tracker.demo`` and ``tracker.engine.service`` independent of each other.
 """
 
 from __future__ import annotations
@@ -215,12 +215,12 @@ async def run_demo(
     from gpiozero import Device
     from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-    from tracker.adapters.api import MapMyTracksClient
-    from tracker.adapters.fake_receiver import FakeReceiver
-    from tracker.adapters.gps import open_fix_stream
-    from tracker.adapters.login import login
-    from tracker.adapters.tokens import TokenStore
     from tracker.emulator.runner import running_emulator
+    from tracker.gps.fake import FakeReceiver
+    from tracker.gps.stream import open_fix_stream
+    from tracker.mmt.client import MapMyTracksClient
+    from tracker.mmt.login import login
+    from tracker.mmt.tokens import TokenStore
 
     out = out or sys.stdout
     live = out.isatty()

@@ -9,14 +9,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from tracker.adapters.api import MapMyTracksClient
-from tracker.adapters.control_socket import send_command
-from tracker.adapters.gps import FixStream, open_fix_stream
-from tracker.adapters.tokens import TokenStore
-from tracker.app import Service
 from tracker.config import ApiSettings, Settings
 from tracker.demo import emulator_settings
 from tracker.emulator.runner import EmulatorHandle, running_emulator
+from tracker.engine.control_socket import send_command
+from tracker.engine.service import Service
+from tracker.gps.stream import FixStream, open_fix_stream
+from tracker.mmt.client import MapMyTracksClient
+from tracker.mmt.tokens import TokenStore
 from tracker.model import Point
 
 

@@ -11,13 +11,13 @@ import heapq
 import itertools
 from collections.abc import Callable
 
-from tracker.adapters.heart_rate import FoundStrap, HeartRateLink, PacketCallback
-from tracker.core.heart_rate import (
+from tracker.bike.heart_rate.protocol import (
     HeartRateMeasurement,
     SensorContact,
     encode_heart_rate_measurement,
     make_flags,
 )
+from tracker.bike.heart_rate.source import FoundStrap, HeartRateLink, PacketCallback
 
 GPS_AT_START = 1_700_000_000.0  # the GPS time of the fix seen at monotonic START
 START = 1_000.0

@@ -15,9 +15,6 @@ import aiohttp
 import gpxpy
 import pytest
 
-from tracker.adapters.api import MapMyTracksClient, build_gpx, encode_data
-from tracker.adapters.login import login
-from tracker.adapters.tokens import TokenStore
 from tracker.config import ApiSettings
 from tracker.emulator import EmulatorHandle, running_emulator
 from tracker.errors import (
@@ -26,6 +23,9 @@ from tracker.errors import (
     PermanentApiError,
     RetryableApiError,
 )
+from tracker.mmt.client import MapMyTracksClient, build_gpx, encode_data
+from tracker.mmt.login import login
+from tracker.mmt.tokens import TokenStore
 from tracker.model import HeartRateSample, Point
 
 from .engine_support import api_settings

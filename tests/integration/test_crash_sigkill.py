@@ -21,13 +21,13 @@ from typing import Any
 
 import pytest
 
-from tracker.adapters.control_socket import send_command
-from tracker.adapters.gps import LIVE_ROLLOVER_FLOOR
-from tracker.adapters.tokens import TokenStore
-from tracker.core.filters import FixFilter
 from tracker.emulator.runner import running_emulator
+from tracker.engine.control_socket import send_command
+from tracker.gps.filters import FixFilter
+from tracker.gps.nmea import FixDecoder
+from tracker.gps.stream import LIVE_ROLLOVER_FLOOR
+from tracker.mmt.tokens import TokenStore
 from tracker.model import Fix
-from tracker.nmea import FixDecoder
 
 from ..conftest import shared_file
 from .engine_support import service_status, tracker_process, until, write_run_config

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tracker.app import Service
 from tracker.config import Settings
 from tracker.demo import find_track, run_demo
+from tracker.engine.service import Service
 
 from ..conftest import shared_file
 

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from tracker.app import Service
 from tracker.config import Settings
-from tracker.core.retry import RetryPolicy
 from tracker.emulator.runner import EmulatorHandle
+from tracker.engine.service import Service
 from tracker.model import Fix
+from tracker.retry import RetryPolicy
 
 from ..conftest import shared_file
 from .engine_support import engine_settings, replay_ride, until

@@ -10,14 +10,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from tracker.adapters.api import MapMyTracksClient
-from tracker.adapters.control_socket import send_command
-from tracker.adapters.gps import open_fix_stream
-from tracker.adapters.tokens import TokenStore
-from tracker.app import Service
 from tracker.config import Settings
-from tracker.core.geo import haversine_m
 from tracker.emulator.runner import EmulatorHandle, running_emulator
+from tracker.engine.control_socket import send_command
+from tracker.engine.service import Service
+from tracker.geo import haversine_m
+from tracker.gps.stream import open_fix_stream
+from tracker.mmt.client import MapMyTracksClient
+from tracker.mmt.tokens import TokenStore
 from tracker.model import Fix
 
 from ..conftest import shared_file
@@ -133,7 +133,7 @@ async def test_control_socket_starts_stops_and_reports(tmp_path: Path) -> None:
 
 
 async def test_heart_rate_samples_are_stored_and_sent_with_the_points(tmp_path: Path) -> None:
-    from tracker.adapters.heart_rate import open_heart_rate_source
+    from tracker.bike.heart_rate.source import open_heart_rate_source
     from tracker.config import HeartRateSettings
 
     log = shared_file(*TRACK)

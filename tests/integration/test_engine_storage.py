@@ -10,10 +10,10 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from tracker.adapters.outbox import DB_NAME, Outbox, activity_with
-from tracker.adapters.tokens import TokenStore
-from tracker.core.activity import ActivityState
 from tracker.emulator.runner import EmulatorHandle, running_emulator
+from tracker.mmt.tokens import TokenStore
+from tracker.ride.activity import ActivityState
+from tracker.storage.outbox import DB_NAME, Outbox, activity_with
 
 from ..conftest import shared_file
 from .engine_support import ride, tracker_process, until, write_run_config

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from tracker.adapters.api import build_gpx
-from tracker.adapters.outbox import Outbox, activity_with
-from tracker.adapters.uplink import Uplink
 from tracker.config import ActivitySettings, UplinkSettings
-from tracker.core.activity import ActivityState, Event
-from tracker.core.retry import RetryPolicy
+from tracker.engine.uplink import Uplink
+from tracker.mmt.client import build_gpx
 from tracker.model import HeartRateSample
+from tracker.retry import RetryPolicy
+from tracker.ride.activity import ActivityState, Event
+from tracker.storage.outbox import Outbox, activity_with
 
 from .engine_support import T0, FakeSleep, emulator_and_client, ride
 

@@ -16,14 +16,14 @@ import pytest
 import structlog
 
 from tests.conftest import shared_file
-from tracker.adapters.fake_receiver import FakeReceiver
-from tracker.adapters.gps import open_fix_stream
-from tracker.adapters.replay_source import read_fixes
-from tracker.adapters.serial_source import SerialSource, discover_devices
 from tracker.config import FilterSettings, GpsSettings
-from tracker.core.filters import FixFilter
+from tracker.gps.fake import FakeReceiver
+from tracker.gps.filters import FixFilter
+from tracker.gps.nmea import FixDecoder
+from tracker.gps.replay import read_fixes
+from tracker.gps.serial import SerialSource, discover_devices
+from tracker.gps.stream import open_fix_stream
 from tracker.model import Fix
-from tracker.nmea import FixDecoder
 
 SAFETY_TIMEOUT_S = 30  # only a safety net: the tests end on events, never on a timer
 

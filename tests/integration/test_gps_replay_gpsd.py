@@ -12,14 +12,14 @@ import pytest
 import structlog
 
 from tests.conftest import shared_file
-from tracker.adapters.gps import open_fix_stream
-from tracker.adapters.gpsd_source import GpsdSource
-from tracker.adapters.replay_source import ReplaySource, read_fixes
 from tracker.config import FilterSettings, GpsSettings
-from tracker.core.filters import FixFilter
 from tracker.errors import ConfigError, GpsInputError
+from tracker.gps.filters import FixFilter
+from tracker.gps.gpsd import GpsdSource
+from tracker.gps.replay import ReplaySource, read_fixes
+from tracker.gps.stream import open_fix_stream
+from tracker.gps.tpv import tpv_to_fix
 from tracker.model import Fix
-from tracker.nmea.tpv import tpv_to_fix
 
 SAFETY_TIMEOUT_S = 30
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tracker.adapters.tokens import TokenStore
-from tracker.core.heart_rate import format_packet_recording, synthetic_ride_packets
+from tracker.bike.heart_rate.protocol import format_packet_recording, synthetic_ride_packets
 from tracker.emulator.runner import running_emulator
+from tracker.mmt.tokens import TokenStore
 
 from ..conftest import shared_file
 from .engine_support import service_status, tracker_process, until, write_run_config

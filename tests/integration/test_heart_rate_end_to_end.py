@@ -1,6 +1,7 @@
 """Heart rate from the strap's packets to the server's inspection JSON, with real components.
 
-The real service (``tracker.app.Service``) with its real SQLite outbox, uplink and API client
+The real service (``tracker.engine.service.Service``) with its real SQLite outbox, uplink and
+API client
 talks to the real emulator over loopback. The heart-rate source is the real
 ``HeartRateSource`` wired to the engine's own GPS-time anchor; only the Bluetooth layer is the
 fake radio. Fixes come from the test, one per GPS second, and the engine and the source share
@@ -18,15 +19,15 @@ from typing import Any
 
 import aiohttp
 
-from tracker.adapters.api import MapMyTracksClient
-from tracker.adapters.control_socket import send_command
-from tracker.adapters.heart_rate import HeartRateSource
-from tracker.adapters.tokens import TokenStore
-from tracker.app import Service
+from tracker.bike.heart_rate.protocol import describe_heart_rate_status
+from tracker.bike.heart_rate.source import HeartRateSource
 from tracker.commands.status import render_service, service_status
 from tracker.config import Settings
-from tracker.core.heart_rate import describe_heart_rate_status
 from tracker.emulator.runner import EmulatorHandle, running_emulator
+from tracker.engine.control_socket import send_command
+from tracker.engine.service import Service
+from tracker.mmt.client import MapMyTracksClient
+from tracker.mmt.tokens import TokenStore
 from tracker.model import Fix, FixMode
 
 from .engine_support import engine_settings, running

@@ -15,19 +15,19 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from tracker.adapters.heart_rate import (
+from tracker.bike.heart_rate.protocol import (
+    ReconnectBackoff,
+    SensorContact,
+    describe_heart_rate_status,
+    format_packet_recording,
+)
+from tracker.bike.heart_rate.source import (
     BleakHeartRateTransport,
     HeartRateSource,
     heart_rate_status,
     open_heart_rate_source,
 )
 from tracker.config import HeartRateSettings
-from tracker.core.heart_rate import (
-    ReconnectBackoff,
-    SensorContact,
-    describe_heart_rate_status,
-    format_packet_recording,
-)
 from tracker.errors import ConfigError
 from tracker.model import HeartRateSample
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tracker.adapters.api import MapMyTracksClient
-from tracker.adapters.login import login
-from tracker.adapters.tokens import TokenStore
 from tracker.emulator import EmulatorHandle, running_emulator
+from tracker.mmt.client import MapMyTracksClient
+from tracker.mmt.login import login
+from tracker.mmt.tokens import TokenStore
 from tracker.model import Point
 
 from .engine_support import api_settings
@@ -48,7 +48,7 @@ async def store(emulator: EmulatorHandle, tmp_path: Path) -> TokenStore:
 
 async def revoke_access_token(emu: EmulatorHandle, access_token: str) -> None:
     async with aiohttp.ClientSession() as session:
-        from tracker.adapters.oauth import OAuthClient
+        from tracker.mmt.oauth import OAuthClient
 
         oauth = OAuthClient(session, base_url=emu.base_url, client_id=emu.client_id,
                             client_secret=emu.client_secret)  # fmt: skip

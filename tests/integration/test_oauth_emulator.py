@@ -17,13 +17,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tracker.adapters.api import MapMyTracksClient
-from tracker.adapters.login import login, logout
-from tracker.adapters.oauth import OAuthClient
-from tracker.adapters.tokens import TokenStore
 from tracker.config import ApiSettings
 from tracker.emulator import EmulatorHandle, running_emulator
 from tracker.errors import AuthError, LoginNeededError, TrackerError
+from tracker.mmt.client import MapMyTracksClient
+from tracker.mmt.login import login, logout
+from tracker.mmt.oauth import OAuthClient
+from tracker.mmt.tokens import TokenStore
 from tracker.model import Point
 
 from .engine_support import api_settings

@@ -23,11 +23,11 @@ from tests.integration.oauth_reference_server import (
     ReferenceServer,
     running_reference_server,
 )
-from tracker.adapters.api import MapMyTracksClient
-from tracker.adapters.login import login, logout
-from tracker.adapters.tokens import TokenStore
 from tracker.config import ApiSettings
 from tracker.errors import AuthError, LoginNeededError, RetryableApiError
+from tracker.mmt.client import MapMyTracksClient
+from tracker.mmt.login import login, logout
+from tracker.mmt.tokens import TokenStore
 from tracker.model import HeartRateSample, Point
 
 POINTS = [Point(1563809643, 51.282580123, 1.080466456, 10.25), Point(1563809650, 51.2826, 1.0805)]

@@ -25,14 +25,14 @@ from tests.integration.oauth_reference_server import (
     ReferenceServer,
     running_reference_server,
 )
-from tracker.adapters.api import MapMyTracksClient
-from tracker.adapters.login import login, logout
-from tracker.adapters.oauth import OAuthClient
-from tracker.adapters.tokens import TokenStore
 from tracker.config import ApiSettings
 from tracker.emulator import EmulatorHandle, running_emulator
 from tracker.errors import TrackerError
 from tracker.logs import configure_logging
+from tracker.mmt.client import MapMyTracksClient
+from tracker.mmt.login import login, logout
+from tracker.mmt.oauth import OAuthClient
+from tracker.mmt.tokens import TokenStore
 from tracker.model import Point
 
 POINT = Point(1_700_000_000, 51.0, 0.0, 5.0)

@@ -113,7 +113,7 @@ def test_unit_runs_the_tracker_as_asked() -> None:
     assert args.command == "run"
     assert args.log_json is True
     assert svc["StandardOutput"] == "journal"
-    # The long-press power-off is allowed only inside this unit (tracker/adapters/shutdown.py).
+    # The long-press power-off is allowed only inside this unit (tracker/bike/shutdown.py).
     assert "TRACKER_SERVICE=1" in svc["Environment"].split()
     # lgpio needs a writable directory for its notification pipes (gpiozero issue #1106).
     assert "LG_WD=/tmp" in svc["Environment"].split()

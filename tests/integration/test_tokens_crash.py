@@ -22,11 +22,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tracker.adapters.api import MapMyTracksClient
-from tracker.adapters.login import login
-from tracker.adapters.tokens import TokenStore
 from tracker.emulator import EmulatorHandle, running_emulator
 from tracker.errors import LoginNeededError
+from tracker.mmt.client import MapMyTracksClient
+from tracker.mmt.login import login
+from tracker.mmt.tokens import TokenStore
 from tracker.model import Point
 
 from .engine_support import api_settings
@@ -35,9 +35,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 CHILD = r"""
 import asyncio, os, signal, sys
-from tracker.adapters import tokens
-from tracker.adapters.api import MapMyTracksClient
-from tracker.adapters.tokens import TokenStore
+from tracker.mmt import tokens
+from tracker.mmt.client import MapMyTracksClient
+from tracker.mmt.tokens import TokenStore
 from tracker.config import ApiSettings
 
 base_url, client_id, client_secret, data_dir, step = sys.argv[1:6]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tracker.adapters.watchdog import Watchdog, watchdog_interval
+from tracker.bike.watchdog import Watchdog, watchdog_interval
 
 PERIOD_USEC = 200_000  # WatchdogSec=0.2 s → a keep-alive every 0.1 s
 SAFETY_S = 10.0

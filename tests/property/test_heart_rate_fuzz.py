@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tracker.core.heart_rate import (
+from tracker.bike.heart_rate.protocol import (
     FLAG_ENERGY,
     FLAG_RR,
     FLAG_UINT16,

@@ -15,8 +15,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracker.adapters.heart_rate import HeartRateSource
-from tracker.core.heart_rate import HeartRateMeasurement, encode_heart_rate_measurement
+from tracker.bike.heart_rate.protocol import HeartRateMeasurement, encode_heart_rate_measurement
+from tracker.bike.heart_rate.source import HeartRateSource
 from tracker.model import HeartRateSample
 
 from ..integration.heart_rate_support import FakeRadio, Fix, ManualClock, settle

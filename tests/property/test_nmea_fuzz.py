@@ -16,10 +16,10 @@ import operator
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tracker.gps.nmea import FixDecoder
+from tracker.gps.nmea.reference import parse_with_pynmea2
+from tracker.gps.nmea.sentences import PARSERS
 from tracker.model import FixMode
-from tracker.nmea import FixDecoder
-from tracker.nmea.reference import parse_with_pynmea2
-from tracker.nmea.sentences import PARSERS
 
 
 def checksummed(body: bytes) -> bytes:

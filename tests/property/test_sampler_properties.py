@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracker.core.sampler import Sampler
 from tracker.model import Fix, Point
+from tracker.ride.sampler import Sampler
 
 R = 6_371_008.8
 

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tracker.core.activity import (
+from tracker.retry import RetryPolicy
+from tracker.ride.activity import (
     Activity,
     ActivityState,
     Event,
@@ -17,7 +18,6 @@ from tracker.core.activity import (
     make_title,
     next_state,
 )
-from tracker.core.retry import RetryPolicy
 
 S = ActivityState
 

@@ -98,7 +98,7 @@ def test_to_dict_masks_secret() -> None:
 def test_week_rollover_floor_values() -> None:
     from datetime import date
 
-    from tracker.adapters.gps import LIVE_ROLLOVER_FLOOR, configured_rollover_floor
+    from tracker.gps.stream import LIVE_ROLLOVER_FLOOR, configured_rollover_floor
 
     assert configured_rollover_floor(Settings().gps) == LIVE_ROLLOVER_FLOOR
     replay = settings_from_mapping({"gps": {"source": "replay"}}).gps

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tracker import demo
-from tracker.adapters.replay_source import read_fixes
+from tracker.gps.replay import read_fixes
 
 
 def test_falls_back_to_the_bundled_track(

@@ -18,9 +18,9 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 from structlog.testing import capture_logs
 
-from tracker.adapters import gpio as gpio_mod
-from tracker.adapters.gpio import Hardware, _PressRouter, open_hardware, select_pin_factory
-from tracker.adapters.shutdown import SafeShutdown
+from tracker.bike import gpio as gpio_mod
+from tracker.bike.gpio import Hardware, _PressRouter, open_hardware, select_pin_factory
+from tracker.bike.shutdown import SafeShutdown
 from tracker.config import ButtonSettings, GpioSettings, LedSettings
 
 SAFETY_S = 10.0  # only reached when something is broken

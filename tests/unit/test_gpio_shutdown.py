@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from tracker.adapters.shutdown import SafeShutdown
+from tracker.bike.shutdown import SafeShutdown
 from tracker.config import ButtonSettings, settings_from_mapping
 
 

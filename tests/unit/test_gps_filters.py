@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tracker.core.filters import FixFilter
-from tracker.core.ringbuffer import RingBuffer
+from tracker.gps.filters import FixFilter
+from tracker.gps.ring import RingBuffer
 from tracker.model import Fix, FixMode
 
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tracker.gps.nmea.pacing import epochs, line_time_ms
+from tracker.gps.tpv import fix_to_tpv, tpv_to_fix
 from tracker.model import Fix, FixMode
-from tracker.nmea.pacing import epochs, line_time_ms
-from tracker.nmea.tpv import fix_to_tpv, tpv_to_fix
 
 
 def test_tpv_round_trip() -> None:

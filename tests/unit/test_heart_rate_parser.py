@@ -11,7 +11,7 @@ import itertools
 
 import pytest
 
-from tracker.core.heart_rate import (
+from tracker.bike.heart_rate.protocol import (
     HeartRateMeasurement,
     MalformedMeasurementError,
     SensorContact,

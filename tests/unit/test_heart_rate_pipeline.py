@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from tracker.core.heart_rate import (
+from tracker.bike.heart_rate.protocol import (
     HEART_RATE_SERVICE_UUID,
     HeartRateMeasurement,
     HeartRatePipeline,
@@ -266,6 +266,6 @@ def test_status_line_for_each_state() -> None:
 
 
 def test_status_lines_for_the_status_command() -> None:
-    from tracker.core.heart_rate import heart_rate_status_lines
+    from tracker.bike.heart_rate.protocol import heart_rate_status_lines
 
     assert heart_rate_status_lines({"state": "disabled"}) == ["heart rate: disabled"]

@@ -13,11 +13,10 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
 
-from tracker.adapters.gpio import Hardware, open_hardware
-from tracker.config import ButtonSettings, GpioSettings, LedSettings
-from tracker.core import led_patterns
-from tracker.core.device_state import DeviceState
-from tracker.core.led_patterns import (
+from tracker.bike import led_patterns
+from tracker.bike.device_state import DeviceState
+from tracker.bike.gpio import Hardware, open_hardware
+from tracker.bike.led_patterns import (
     LINK_PATTERNS,
     OFF,
     STATUS_PATTERNS,
@@ -26,6 +25,7 @@ from tracker.core.led_patterns import (
     pattern_table,
     status_pattern,
 )
+from tracker.config import ButtonSettings, GpioSettings, LedSettings
 
 REPO = Path(__file__).resolve().parents[2]
 SAFETY_S = 10.0

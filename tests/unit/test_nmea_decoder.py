@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from tracker.gps.nmea import FixDecoder
 from tracker.model import Fix, FixMode
-from tracker.nmea import FixDecoder
 
 
 def nmea(body: str) -> bytes:

@@ -7,8 +7,8 @@ import operator
 
 import pytest
 
-from tracker.nmea.framing import MAX_SENTENCE, Framer, nmea_checksum
-from tracker.nmea.sentences import FIX_TYPES
+from tracker.gps.nmea.framing import MAX_SENTENCE, Framer, nmea_checksum
+from tracker.gps.nmea.sentences import FIX_TYPES
 
 
 def nmea(body: str) -> bytes:

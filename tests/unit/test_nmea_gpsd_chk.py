@@ -26,10 +26,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SHARED_DATA
+from tracker.gps.nmea import FixDecoder
+from tracker.gps.nmea.framing import Framer
+from tracker.gps.nmea.sentences import FIX_TYPES, PARSERS
 from tracker.model import Fix, FixMode
-from tracker.nmea import FixDecoder
-from tracker.nmea.framing import Framer
-from tracker.nmea.sentences import FIX_TYPES, PARSERS
 
 GPSD = SHARED_DATA / "gpsd"
 LOGS = sorted(p.name for p in GPSD.glob("*.log")) if GPSD.is_dir() else []

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SHARED_DATA, shared_file
-from tracker.adapters.replay_source import read_fixes
 from tracker.config import FilterSettings
-from tracker.core.filters import FixFilter
+from tracker.gps.filters import FixFilter
+from tracker.gps.replay import read_fixes
 from tracker.model import FixMode
 
 KEYS = ("sentences", "bad_checksum", "no_checksum", "garbage", "malformed", "epochs", "fixes",

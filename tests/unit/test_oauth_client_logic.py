@@ -8,7 +8,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tracker.adapters.oauth import (
+from tracker.errors import AuthError, ConfigError, PermanentApiError, RetryableApiError
+from tracker.mmt.oauth import (
     MAX_CLOCK_SKEW_S,
     PLAUSIBLE_AFTER,
     Endpoints,
@@ -21,8 +22,7 @@ from tracker.adapters.oauth import (
     retry_after_seconds,
     system_clock,
 )
-from tracker.adapters.tokens import TokenStore
-from tracker.errors import AuthError, ConfigError, PermanentApiError, RetryableApiError
+from tracker.mmt.tokens import TokenStore
 
 NOW = 1_800_000_000.0
 
@@ -165,7 +165,7 @@ async def test_missing_client_credentials_is_a_config_error() -> None:
 
 
 def test_no_console_browser_on_a_headless_pi(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tracker.adapters.login import graphical_session
+    from tracker.mmt.login import graphical_session
 
     monkeypatch.setattr("sys.platform", "linux")
     monkeypatch.delenv("DISPLAY", raising=False)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tracker.adapters.tokens import TokenStore
 from tracker.errors import StorageError
 from tracker.logs import scrub
+from tracker.mmt.tokens import TokenStore
 
 PAIR = {"access_token": "acc-unit-0123456789", "refresh_token": "ref-unit-0123456789",
         "token_type": "Bearer", "expires_in": 3600}  # fmt: skip

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tracker.adapters.outbox import DB_NAME, Outbox, SamplerState, activity_with
-from tracker.core.activity import ActivityState
 from tracker.model import HeartRateSample, Point
+from tracker.ride.activity import ActivityState
+from tracker.storage.outbox import DB_NAME, Outbox, SamplerState, activity_with
 
 from ..integration.test_outbox_store_support import read_only, small_tmpfs
 

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.property.test_sampler_properties import check, run
-from tracker.core.sampler import Sampler
 from tracker.model import Fix, Point
+from tracker.ride.sampler import Sampler
 
 T0 = 1_700_000_000
 KY = math.radians(1.0) * 6_371_008.8

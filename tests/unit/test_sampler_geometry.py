@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from tracker.core.geo import LocalFrame, haversine_m
-from tracker.core.sampler_geometry import (
+from tracker.geo import LocalFrame, haversine_m
+from tracker.ride.geometry import (
     area,
     centroid,
     clip_disk,

@@ -32,8 +32,8 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
     import sys
 
-    from tracker.app import Service
     from tracker.demo import find_track, run_demo
+    from tracker.engine.service import Service
 
     track = find_track(args.track)
     ride = max(30.0, args.ride_seconds)

@@ -38,10 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
-    from tracker.adapters.replay_source import iter_log_blocks
-    from tracker.core.filters import FixFilter
-    from tracker.nmea import FixDecoder
-    from tracker.nmea.tpv import fix_to_tpv
+    from tracker.gps.filters import FixFilter
+    from tracker.gps.nmea import FixDecoder
+    from tracker.gps.replay import iter_log_blocks
+    from tracker.gps.tpv import fix_to_tpv
 
     max_hdop = settings.filters.max_hdop if args.max_hdop is None else args.max_hdop
     max_speed = settings.filters.max_speed_mps if args.max_speed is None else args.max_speed

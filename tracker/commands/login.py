@@ -29,9 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
-    from tracker.adapters.login import login
-    from tracker.adapters.tokens import TokenStore
     from tracker.errors import ConfigError
+    from tracker.mmt.login import login
+    from tracker.mmt.tokens import TokenStore
 
     if args.timeout <= 0:
         raise ConfigError("--timeout must be positive")

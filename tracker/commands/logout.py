@@ -21,8 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
-    from tracker.adapters.login import logout
-    from tracker.adapters.tokens import TokenStore
+    from tracker.mmt.login import logout
+    from tracker.mmt.tokens import TokenStore
 
     store = TokenStore.in_dir(settings.storage.resolved_data_dir())
     _was_logged_in, message = asyncio.run(logout(settings.api, store, forget=args.forget))

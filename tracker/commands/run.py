@@ -23,7 +23,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     import asyncio
 
-    from tracker.app import Service
+    from tracker.engine.service import Service
 
     asyncio.run(Service(settings).run())
     return 0

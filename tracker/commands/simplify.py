@@ -1,7 +1,7 @@
 """`tracker simplify FILE --max-error M [--max-delay S] [--json]`: thin a recorded ride.
 
 FILE is an NMEA log or a GPX track (told apart by content). The fixes go through the same
-filters as in `tracker run`, then through the sampler (tracker.core.sampler), exactly as the live
+filters as in `tracker run`, then through the sampler (tracker.ride.sampler), exactly as the live
 engine would feed them. Without ``--json`` one line per kept point (time, lat, lon, ele); with it
 one JSON object per line: ``timestamp`` (int, Unix seconds), ``lat``, ``lon``, ``ele`` and
 ``emitted_at`` (int: the GPS time of the fix whose arrival committed the point; the last fix's
@@ -22,8 +22,8 @@ from tracker.errors import ConfigError, GpsInputError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from tracker.core.sampler import Sampler
     from tracker.model import Fix, Point
+    from tracker.ride.sampler import Sampler
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,8 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
-    from tracker.core.filters import FixFilter
-    from tracker.core.sampler import Sampler
+    from tracker.gps.filters import FixFilter
+    from tracker.ride.sampler import Sampler
 
     max_error = settings.sampler.max_error_m if args.max_error is None else args.max_error
     max_delay = settings.sampler.max_delay_s if args.max_delay is None else args.max_delay
@@ -116,7 +116,7 @@ def read_fixes(path: str) -> Iterator[Fix]:
 
 
 def _nmea_fixes(path: str) -> Iterator[Fix]:
-    from tracker.adapters.replay_source import iter_fixes
+    from tracker.gps.replay import iter_fixes
 
     return iter_fixes(path)
 
@@ -162,7 +162,7 @@ def max_sed(points: list[Point], fixes: list[Fix]) -> float:
     """Largest distance from a fix to the kept polyline interpolated at the fix's time."""
     import bisect
 
-    from tracker.core.geo import haversine_m
+    from tracker.geo import haversine_m
 
     if not points:
         return 0.0

@@ -30,9 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def login_status(settings: Settings, *, now: float | None = None) -> dict[str, Any]:
     """The login section: from the token file only, no network."""
-    from tracker.adapters.oauth import MAX_CLOCK_SKEW_S, system_clock
-    from tracker.adapters.tokens import TokenStore
     from tracker.errors import StorageError
+    from tracker.mmt.oauth import MAX_CLOCK_SKEW_S, system_clock
+    from tracker.mmt.tokens import TokenStore
 
     store = TokenStore.in_dir(settings.storage.resolved_data_dir())
     info: dict[str, Any] = {"token_file": str(store.path)}
@@ -107,7 +107,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {"login": render_l
 
 def service_status(settings: Settings) -> dict[str, Any]:
     """The service section: asked over the control socket; ``running: false`` when none."""
-    from tracker.adapters.control_socket import send_command
+    from tracker.engine.control_socket import send_command
     from tracker.errors import TrackerError
 
     try:
@@ -162,7 +162,7 @@ def render_service(info: dict[str, Any]) -> list[str]:
         lines.append(f"  STORAGE: {storage['error']}")
     hr = info.get("heart_rate", {})
     if hr and hr.get("state") != "disabled":
-        from tracker.core.heart_rate import heart_rate_status_lines
+        from tracker.bike.heart_rate.protocol import heart_rate_status_lines
 
         lines += ["  " + line for line in heart_rate_status_lines(hr)]
     return lines

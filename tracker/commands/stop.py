@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
-    from tracker.adapters.control_socket import send_command
+    from tracker.engine.control_socket import send_command
 
     reply = send_command(settings.storage.resolved_data_dir(), "stop")
     if not reply.get("ok"):

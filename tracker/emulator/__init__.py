@@ -3,7 +3,7 @@
 It runs the demo and every integration test, and lets a user try the tracker before making an
 account. It implements ``shared/api/mmt-api-v3.md`` more strictly than the real service and can
 misbehave on demand (latency, 5xx, dropped connections, lost replies, outages, short-lived
-tokens). It never imports the client side (``tracker.adapters``, ``tracker.app``): it is an
+tokens). It never imports the client side (``tracker.mmt``, ``tracker.engine``): it is an
 independent second party, so a misunderstanding shared by client and server cannot hide.
 
 Entry points: :func:`running_emulator` (async context manager, tests and demo) and the

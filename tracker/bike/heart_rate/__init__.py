@@ -1,0 +1,1 @@
+"""Heart-rate strap: the pure GATT protocol and the BLE (bleak) source."""

@@ -1,0 +1,1 @@
+"""The service: wires gps, ride, storage, mmt and bike into `tracker run`."""

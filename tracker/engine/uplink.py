@@ -1,0 +1,344 @@
+"""The uplink: moves points from the outbox to Map My Tracks, in batches, never giving up.
+
+Rules it keeps (and why):
+
+- **Batches, not points.** While recording it sends what waits every ``batch_interval_s``; the
+  first points go with ``startActivity``. A request carries at most ``max_batch_points``.
+- **Delete after confirmation only.** The outbox watermark moves when the server answered; a
+  crash or a lost reply before that means the batch is sent again (the server counts the
+  repeated points as duplicates: at most one batch per lost reply).
+- **Oldest first, no flood.** After an outage the backlog drains in full batches, oldest first,
+  with ``drain_interval_s`` between them: a bounded request rate, no per-point requests.
+- **Never give up.** Retryable failures (timeouts, connection errors, 5xx, 429) wait by the
+  declared :class:`~tracker.retry.RetryPolicy` (exponential, jittered, capped) or the server's
+  ``Retry-After`` when longer. A refused login waits the same way: the rider may log in again
+  meanwhile, and every point stays queued.
+- **Same title on every retried start**: the v3 idempotency handle (persisted by the outbox
+  before the first request), so a lost ``startActivity`` reply never makes a second activity.
+- **Stop after the last point.** ``stopActivity`` goes only once every point of the activity is
+  confirmed.
+- **GPX fallback.** An activity that was never started live before it was stopped (recorded fully
+  offline), or that the server kept rejecting (``permanent_failures_before_upload`` permanent
+  errors in a row), goes up as one GPX file through ``uploadActivity``.
+
+Time comes from an injected ``sleep``/``monotonic`` pair, so tests drive it with a fake clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from tracker.config import ActivitySettings, UplinkSettings
+from tracker.errors import AuthError, LoginNeededError, PermanentApiError
+from tracker.logs import get_logger
+from tracker.model import HeartRateSample, Point
+from tracker.retry import RetryPolicy
+from tracker.ride.activity import Activity, ActivityState, Event
+from tracker.storage.outbox import ActivityRecord, Outbox, activity_with
+
+log = get_logger("uplink")
+
+
+class ActivityApi(Protocol):
+    """What the uplink needs of ``tracker.mmt.client.MapMyTracksClient``."""
+
+    async def start_activity(
+        self,
+        *,
+        title: str,
+        activity_type: str,
+        status: str,
+        tags: Sequence[str],
+        points: Sequence[Point],
+        hr: Sequence[HeartRateSample],
+    ) -> int: ...
+
+    async def update_activity(
+        self, activity_id: int, points: Sequence[Point], hr: Sequence[HeartRateSample]
+    ) -> Any: ...
+
+    async def stop_activity(self, activity_id: int) -> Any: ...
+
+    async def upload_activity(
+        self, *, gpx: str, activity_type: str, status: str, title: str
+    ) -> int: ...
+
+
+GpxBuilder = Callable[[Sequence[Point], str], str]
+
+
+@dataclass
+class LinkStatus:
+    """What `tracker status` and the LED need to know about the link."""
+
+    state: str = "idle"  # idle | up | down | login_needed
+    last_success_wall: float | None = None
+    last_error: str | None = None
+    requests: int = 0
+    failures: int = 0
+    points_sent: int = 0
+    hr_sent: int = 0
+    next_retry_in_s: float | None = None
+
+
+class Uplink:
+    def __init__(
+        self,
+        outbox: Outbox,
+        api: ActivityApi,
+        uplink: UplinkSettings,
+        activity: ActivitySettings,
+        *,
+        build_gpx: GpxBuilder,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        wall_clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        permanent_failures_before_upload: int = 3,
+    ) -> None:
+        self.outbox = outbox
+        self.api = api
+        self.settings = uplink
+        self.activity_settings = activity
+        self.build_gpx = build_gpx
+        self.policy = policy or RetryPolicy(initial_s=1.0, max_s=uplink.max_backoff_s)
+        self._sleep = sleep
+        self._wall = wall_clock
+        self._rng = rng or random.Random()
+        self.status = LinkStatus()
+        self._wake = asyncio.Event()
+        self._attempt = 0
+        self._permanent: dict[int, int] = {}
+        self.permanent_limit = permanent_failures_before_upload
+
+    def wake(self) -> None:
+        """Something changed that should not wait for the next interval (a stop, a start)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Forever: one step, then wait as the step says (interval, drain pause or backoff)."""
+        while True:
+            pause = await self.step()
+            await self._pause(pause, wakeable=self._attempt == 0)
+
+    async def run_until_drained(self) -> None:
+        """Steps until no activity has work left, keeping the same pauses between requests
+        (backoff, drain pacing) but not the batch interval (tests, benchmarks)."""
+        while self.has_work():
+            pause = await self.step()
+            if self._attempt or self.has_work():
+                await self._pause(
+                    pause if self._attempt else self.settings.drain_interval_s, wakeable=False
+                )
+
+    def has_work(self) -> bool:
+        return self._next_record() is not None
+
+    async def _pause(self, seconds: float, *, wakeable: bool) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        if not wakeable:
+            await self._sleep(seconds)
+            return
+        self._wake.clear()
+        sleeper = asyncio.ensure_future(self._sleep(seconds))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Cancel the helpers without awaiting them: awaiting under a suppress of
+            # CancelledError would also swallow a cancellation of *this* task arriving then,
+            # and the uplink would outlive the service's shutdown.
+            sleeper.cancel()
+            waker.cancel()
+
+    # ------------------------------------------------------------------ one step
+
+    async def step(self) -> float:
+        """Do one request's worth of work; return how long to wait before the next step."""
+        rec = self._next_record()
+        if rec is None:
+            if self.status.state in ("up", "down") and self._attempt == 0:
+                self.status.state = "idle" if self.status.state == "up" else self.status.state
+            return self.settings.batch_interval_s
+        try:
+            more = await self._work(rec)
+        except Exception as exc:
+            return await self._failed(rec, exc)
+        if more is None:  # nothing could be sent yet (the last points are being committed)
+            return self.settings.drain_interval_s
+        self._attempt = 0
+        self.status.state = "up"
+        self.status.last_success_wall = self._wall()
+        self.status.last_error = None
+        self.status.next_retry_in_s = None
+        return self.settings.drain_interval_s if more else self.settings.batch_interval_s
+
+    def _next_record(self) -> ActivityRecord | None:
+        for rec in self.outbox.activities():  # oldest activity first
+            if self._work_for(rec):
+                return rec
+        return None
+
+    @staticmethod
+    def _work_for(rec: ActivityRecord) -> bool:
+        a = rec.activity
+        if a.needs_upload:
+            return True
+        if a.upload_only:
+            return False
+        if a.state is ActivityState.RECORDING:
+            # Heart rate alone goes too once the activity exists (GPS lost, strap still on).
+            return bool(rec.pending) or bool(rec.pending_hr and a.remote_id is not None)
+        return a.state is ActivityState.STOPPING
+
+    async def _work(self, rec: ActivityRecord) -> bool | None:
+        """One request for this activity. True when a backlog is waiting (drain at once);
+        None when no request could be made yet."""
+        a = rec.activity
+        limit = self.settings.max_batch_points
+        if not self.outbox.settled(a.local_id) and a.state is not ActivityState.RECORDING:
+            return None  # the last points are still being committed: next step
+        if a.needs_upload:
+            await self._upload(rec)
+            return False
+        if (
+            a.remote_id is None
+            and a.state is ActivityState.STOPPING
+            and not a.upload_only
+            and rec.requests > 0
+        ):
+            # Recorded offline: every start failed until the ride stopped. One GPX upload
+            # beats start + N updates + stop once the link is back.
+            log.info("activity was recorded offline; uploading it as GPX", title=a.title)
+            await self.outbox.update_activity(activity_with(rec, upload_only=True))
+            await self._upload(self.outbox.record(a.local_id))
+            return False
+        points, hr = self.outbox.pending(a.local_id, limit)
+        # Heart-rate samples with no point left to carry them (GPS lost, strap still on) go
+        # in an update of their own, before any stopActivity: never left behind in the outbox.
+        if points or (hr and a.remote_id is not None):
+            if a.remote_id is None:
+                remote_id = await self._call(
+                    rec,
+                    self.api.start_activity(
+                        title=a.title,
+                        activity_type=self.activity_settings.type,
+                        status=self.activity_settings.status,
+                        tags=self.activity_settings.tags,
+                        points=points,
+                        hr=hr,
+                    ),
+                )
+                await self.outbox.update_activity(activity_with(rec, remote_id=int(remote_id)))
+                log.info("activity started", title=a.title, remote_id=remote_id, points=len(points))
+            else:
+                await self._call(rec, self.api.update_activity(a.remote_id, points, hr))
+            await self.outbox.confirm(a.local_id, points, hr)
+            self.status.points_sent += len(points)
+            self.status.hr_sent += len(hr)
+            self._permanent.pop(a.local_id, None)
+            return self.outbox.pending_count(a.local_id) >= limit or (
+                a.state is ActivityState.STOPPING and self.outbox.pending_count(a.local_id) > 0
+            )
+        if a.state is ActivityState.STOPPING and a.remote_id is not None:
+            if not self.outbox.all_sent(a.local_id):
+                return None  # the last points are still being committed: next step
+            await self._call(rec, self.api.stop_activity(a.remote_id))
+            await self.outbox.update_activity(rec.activity.apply(Event.STOP_CONFIRMED))
+            log.info("activity stopped", title=a.title, remote_id=a.remote_id)
+        return False
+
+    async def _upload(self, rec: ActivityRecord) -> None:
+        a = rec.activity
+        points = await self.outbox.all_points(a.local_id)
+        if not points:
+            log.warning("activity has no points; nothing to upload", title=a.title)
+            await self.outbox.update_activity(_finish(rec))
+            return
+        gpx = self.build_gpx(points, a.title)
+        remote_id = await self._call(
+            rec,
+            self.api.upload_activity(
+                gpx=gpx,
+                activity_type=self.activity_settings.type,
+                status=self.activity_settings.status,
+                title=a.title,
+            ),
+        )
+        rec = self.outbox.record(a.local_id)
+        done = _finish(rec)
+        await self.outbox.update_activity(replace(done, remote_id=int(remote_id)))
+        # The GPX carries the positions only: heart-rate samples of such a ride stay local.
+        await self.outbox.confirm(a.local_id, points, rec.pending_hr)
+        self.status.points_sent += len(points)
+        log.info("activity uploaded as GPX", title=a.title, remote_id=remote_id, points=len(points))
+
+    async def _call(self, rec: ActivityRecord, request: Awaitable[Any]) -> Any:
+        self.status.requests += 1
+        ok = False
+        try:
+            result = await request
+            ok = True
+            return result
+        finally:
+            self.outbox.count_request(rec.local_id, 0, ok=ok)
+
+    # ------------------------------------------------------------------ failures
+
+    async def _failed(self, rec: ActivityRecord, exc: Exception) -> float:
+        self._attempt += 1
+        self.status.failures += 1
+        retry_after = getattr(exc, "retry_after", None)
+        delay = self.policy.delay(self._attempt, self._rng.random(), retry_after)
+        self.status.next_retry_in_s = delay
+        self.status.last_error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, LoginNeededError | AuthError):
+            self.status.state = "login_needed"
+            log.error(
+                "the server refused our login; points stay queued (run `tracker login`)",
+                error=type(exc).__name__,
+                retry_in_s=round(delay, 1),
+            )
+        elif isinstance(exc, PermanentApiError):
+            self.status.state = "up"  # the server answered: the link itself works
+            count = self._permanent.get(rec.local_id, 0) + 1
+            self._permanent[rec.local_id] = count
+            log.error(
+                "the server rejected a request",
+                title=rec.activity.title,
+                error=str(exc),
+                in_a_row=count,
+            )
+            if count >= self.permanent_limit and not rec.activity.upload_only:
+                log.error(
+                    "live streaming rejected repeatedly; the ride goes up as GPX when it stops",
+                    title=rec.activity.title,
+                )
+                await self.outbox.update_activity(activity_with(rec, upload_only=True))
+                self._attempt = 0
+                return 0.0
+        else:
+            self.status.state = "down"
+            if self._attempt == 1 or self._attempt % 10 == 0:
+                log.warning(
+                    "upload failed; will retry",
+                    error=self.status.last_error,
+                    attempt=self._attempt,
+                    retry_in_s=round(delay, 1),
+                    waiting=self.outbox.pending_count(),
+                )
+        return delay
+
+
+def _finish(rec: ActivityRecord) -> Activity:
+    a = rec.activity
+    if a.state is ActivityState.RECORDING:
+        a = a.apply(Event.STOP)
+    return a.apply(Event.UPLOAD_CONFIRMED)

@@ -1,0 +1,134 @@
+"""A local gpsd as the GPS source (``source = "gpsd"``): its JSON TPV reports become fixes.
+
+gpsd already owns the receiver (and may share it with chrony, a chart plotter, ...), so this
+source asks it to ``?WATCH`` in JSON and turns every TPV that has a time into a Fix with
+:func:`tracker.gps.tpv.tpv_to_fix`. Lost connections are logged once and retried with backoff,
+like the serial source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from tracker.logs import get_logger
+
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
+from tracker.gps.tpv import tpv_to_fix
+from tracker.model import Fix
+
+
+def _log() -> FilteringBoundLogger:
+    # Looked up when used, not at import: logging may be (re)configured after this module loads.
+    return get_logger("gps.gpsd")
+
+
+WATCH = b'?WATCH={"enable":true,"json":true};\n'
+MAX_LINE = 1 << 16
+
+
+class GpsdSource:
+    """Async Fix objects from gpsd; ``None`` marks a break (connection lost)."""
+
+    kind = "fixes"
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 2947,
+        *,
+        backoff_initial_s: float = 0.25,
+        backoff_max_s: float = 10.0,
+        idle_timeout_s: float = 30.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.idle_timeout_s = idle_timeout_s
+        self.present = False
+        self.sentences = 0  # JSON reports received
+        self.bad_reports = 0
+        self.connects = 0
+        self._closed = False
+
+    @property
+    def name(self) -> str:
+        return f"gpsd:{self.host}:{self.port}"
+
+    async def fixes(self) -> AsyncIterator[Fix | None]:
+        backoff = self.backoff_initial_s
+        reported = False
+        while not self._closed:
+            try:
+                reader, writer = await asyncio.open_connection(self.host, self.port, limit=MAX_LINE)
+            except OSError as exc:
+                if not reported:
+                    _log().warning("gpsd not reachable, retrying", host=self.host, port=self.port,
+                                reason=exc.strerror or str(exc))  # fmt: skip
+                    reported = True
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.backoff_max_s)
+                continue
+            backoff = self.backoff_initial_s
+            reported = False
+            self.connects += 1
+            _log().info("gpsd connected", host=self.host, port=self.port)
+            reason = "connection closed"
+            try:
+                writer.write(WATCH)
+                await writer.drain()
+                async for fix in self._reports(reader):
+                    yield fix
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                reason = str(exc) or type(exc).__name__
+            finally:
+                self.present = False
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await writer.wait_closed()
+            if self.closed:
+                return
+            _log().warning("gpsd connection lost, retrying", reason=reason)
+            reported = True
+            yield None
+
+    async def _reports(self, reader: asyncio.StreamReader) -> AsyncIterator[Fix]:
+        while True:
+            line = await asyncio.wait_for(reader.readline(), self.idle_timeout_s)
+            if not line:
+                return
+            try:
+                report = json.loads(line)
+            except ValueError:
+                self.bad_reports += 1
+                continue
+            if not isinstance(report, dict):
+                self.bad_reports += 1
+                continue
+            self.sentences += 1
+            cls = report.get("class")
+            if cls == "DEVICES":
+                self.present = bool(report.get("devices"))
+            elif cls == "DEVICE":
+                self.present = report.get("activated") not in (0, None) or self.present
+            elif cls == "TPV":
+                self.present = True
+                try:
+                    fix = tpv_to_fix(report)
+                except (ValueError, TypeError):
+                    self.bad_reports += 1
+                    continue
+                if fix is not None:
+                    yield fix
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def aclose(self) -> None:
+        self._closed = True

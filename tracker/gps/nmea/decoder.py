@@ -1,0 +1,277 @@
+"""Raw receiver bytes → one immutable :class:`~tracker.model.Fix` per receiver epoch.
+
+The pipeline is framing (:mod:`.framing`: lines, checksums, skipping what we do not use) →
+field extraction (:mod:`.sentences`, or pynmea2 via :mod:`.reference`) → epoch assembly (here).
+
+Epochs. A receiver sends a burst of sentences per epoch, all stamped with the same UTC time of
+day. Sentences without a time (GSA, VTG) belong to the epoch being assembled. An epoch is
+complete when a sentence with another time arrives (or at :meth:`FixDecoder.flush`), so a fix
+is returned one burst late: at most one epoch interval (0.1-2 s), which the sampler's delay bound
+absorbs. Within an epoch the last valid position wins, as in gpsd.
+
+Dates. NMEA times carry no date; RMC (``ddmmyy``) and ZDA do. The date is never taken from the
+computer's clock (a Raspberry Pi has no RTC). Between dated sentences the date is carried
+forward and advanced when the time of day wraps past midnight. Fixes seen before any date is
+known are held back (bounded) and released with the right date once one arrives, or counted as
+``undated`` and dropped at the end. GPS week-number rollover: a date 1024 weeks before a date
+already seen in the stream, or before ``rollover_floor`` (the live tracker passes its release
+date), is moved 1024 weeks forward and counted.
+
+Pure: no I/O, no clock, no logging; callers read :attr:`FixDecoder.stats`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal
+
+from tracker.gps.nmea.framing import Framer, FramingStats
+from tracker.gps.nmea.sentences import FIX_TYPES, PARSERS, Report
+from tracker.model import Fix, FixMode
+
+DAY_MS = 86_400_000
+WEEK_ROLLOVER = timedelta(weeks=1024)
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+NAN = float("nan")
+_MODES = tuple(FixMode)  # index = GSA mode number (enum call is slow on this path)
+
+
+@dataclass(slots=True)
+class DecoderStats(FramingStats):
+    """Counters for everything the decoder saw and did (see :class:`FramingStats` for framing)."""
+
+    malformed: int = 0  # a fix-type sentence with unusable fields
+    epochs: int = 0  # epochs emitted (with or without a position)
+    fixes: int = 0  # emitted epochs with a position (mode 2D/3D)
+    no_fix: int = 0  # emitted epochs without a position (receiver searching)
+    held_no_date: int = 0  # positions held back right now, waiting for a date
+    undated: int = 0  # positions dropped because no date ever came
+    undated_no_fix: int = 0  # epochs without position and without date (nothing to hold)
+    rollover_corrected: int = 0  # epochs whose date was moved 1024 weeks forward
+    time_backwards: int = 0  # epochs whose time is before the previous epoch's
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class _Epoch:
+    """The mutable accumulator for one epoch; becomes a Fix when the next epoch begins."""
+
+    __slots__ = ("alt", "course", "day", "gsa_mode", "hdop", "lat", "lon", "sats", "speed",
+                 "tod", "valid")  # fmt: skip
+
+    def __init__(self, tod: int) -> None:
+        self.tod = tod
+        self.valid: bool | None = None
+        self.lat = NAN
+        self.lon = NAN
+        self.alt: float | None = None
+        self.speed: float | None = None
+        self.course: float | None = None
+        self.sats: int | None = None
+        self.hdop: float | None = None
+        self.gsa_mode: int | None = None
+        self.day: date | None = None
+
+    def merge(self, r: Report) -> None:
+        if r.valid:
+            self.valid = True
+            self.lat = r.lat  # type: ignore[assignment]  # valid reports carry a position
+            self.lon = r.lon  # type: ignore[assignment]
+            if r.alt_msl is not None:
+                self.alt = r.alt_msl
+        elif r.valid is False and self.valid is None:
+            self.valid = False
+        if r.speed_mps is not None:
+            self.speed = r.speed_mps
+        if r.course_deg is not None:
+            self.course = r.course_deg
+        if r.sats is not None:
+            self.sats = r.sats
+        if r.hdop is not None:
+            self.hdop = r.hdop
+        if r.mode is not None:
+            self.gsa_mode = r.mode
+        if r.day is not None:
+            self.day = r.day
+
+
+Engine = Literal["fast", "pynmea2"]
+
+
+class FixDecoder:
+    """Feed raw bytes in any chunking; get back the epochs completed so far as Fix objects.
+
+    ``engine="fast"`` (default) extracts fields with :mod:`.sentences`; ``engine="pynmea2"``
+    lets pynmea2 parse each fix sentence instead (about 5x slower, kept as the reference the
+    fast path is tested against). ``rollover_floor``: dates before it are GPS week-rollover
+    victims (pass the software's release date for a live receiver; None for old recordings).
+    ``max_held`` bounds the fixes held back while no date is known.
+    """
+
+    def __init__(
+        self,
+        *,
+        engine: Engine = "fast",
+        rollover_floor: date | None = None,
+        max_held: int = 3600,
+    ) -> None:
+        self.stats = DecoderStats()
+        self._framer = Framer(FIX_TYPES, self.stats)
+        self._parse: Callable[[list[bytes]], Report | None]
+        if engine == "pynmea2":
+            from tracker.gps.nmea.reference import parse_with_pynmea2
+
+            self._parse = parse_with_pynmea2
+        else:
+            self._parse = _fast_parse
+        self._floor = rollover_floor
+        self._epoch: _Epoch | None = None
+        self._date: date | None = None  # date of the last dated epoch
+        self._date_tod = 0  # its time of day
+        self._max_date: date | None = None
+        self._last_tod: int | None = None
+        self._held: deque[_Epoch] = deque()
+        self._max_held = max_held
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> list[Fix]:
+        """Add raw bytes; return the epochs completed by them (oldest first)."""
+        out: list[Fix] = []
+        for body in self._framer.feed(data):
+            self._sentence(body, out)
+        return out
+
+    def resync(self) -> list[Fix]:
+        """The byte stream broke (device unplugged): drop the partial line, close the epoch.
+
+        The date and the held-back fixes are kept: the same receiver is expected back.
+        """
+        self._framer.discard_partial()
+        out: list[Fix] = []
+        self._close(out)
+        return out
+
+    def flush(self) -> list[Fix]:
+        """End of input: the last line, the last epoch; fixes still without a date are dropped."""
+        out: list[Fix] = []
+        for body in self._framer.flush():
+            self._sentence(body, out)
+        self._close(out)
+        self.stats.undated += len(self._held)
+        self._held.clear()
+        self.stats.held_no_date = 0
+        return out
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _sentence(self, body: bytes, out: list[Fix]) -> None:
+        try:
+            report = self._parse(body.split(b","))
+        except (ValueError, IndexError, TypeError, OverflowError, AttributeError, KeyError):
+            self.stats.malformed += 1
+            return
+        if report is None:
+            self.stats.malformed += 1
+            return
+        tod = report.tod_ms
+        epoch = self._epoch
+        if tod is not None and (epoch is None or epoch.tod != tod):
+            self._close(out)
+            epoch = self._epoch = _Epoch(tod)
+        if epoch is not None:
+            epoch.merge(report)
+        # Untimed sentences (GSA, VTG) before the first timed one have no epoch: ignored.
+
+    def _close(self, out: list[Fix]) -> None:
+        epoch = self._epoch
+        if epoch is None:
+            return
+        self._epoch = None
+        if (
+            self._last_tod is not None
+            and epoch.tod < self._last_tod
+            and (self._last_tod - epoch.tod < DAY_MS // 2)
+        ):
+            self.stats.time_backwards += 1
+        self._last_tod = epoch.tod
+        day = self._date_for(epoch)
+        if day is None:
+            if epoch.valid:
+                self._held.append(epoch)
+                if len(self._held) > self._max_held:
+                    self._held.popleft()
+                    self.stats.undated += 1
+                self.stats.held_no_date = len(self._held)
+            else:
+                self.stats.undated_no_fix += 1
+            return
+        if self._held:
+            self._release_held(day, epoch.tod, out)
+        out.append(self._make_fix(epoch, day))
+
+    def _date_for(self, epoch: _Epoch) -> date | None:
+        day = epoch.day
+        if day is not None:
+            day = self._corrected(day)
+        elif self._date is not None:
+            day = self._date
+            if epoch.tod < self._date_tod - DAY_MS // 2:
+                day = day + timedelta(days=1)  # the time of day wrapped past midnight
+            elif epoch.tod > self._date_tod + DAY_MS // 2:
+                day = day - timedelta(days=1)  # a late sentence from before midnight
+                return day  # do not move the carried date backwards
+        else:
+            return None
+        self._date = day
+        self._date_tod = epoch.tod
+        if self._max_date is None or day > self._max_date:
+            self._max_date = day
+        return day
+
+    def _corrected(self, day: date) -> date:
+        floor = self._floor
+        moved = False
+        if floor is not None:
+            while day < floor:
+                day += WEEK_ROLLOVER
+                moved = True
+        if self._max_date is not None and day <= self._max_date - timedelta(weeks=1023):
+            day += WEEK_ROLLOVER
+            moved = True
+        if moved:
+            self.stats.rollover_corrected += 1
+        return day
+
+    def _release_held(self, day: date, tod: int, out: list[Fix]) -> None:
+        """Date the held-back fixes from the first dated epoch after them."""
+        for held in self._held:
+            held_day = day - timedelta(days=1) if held.tod > tod + DAY_MS // 2 else day
+            out.append(self._make_fix(held, held_day))
+        self._held.clear()
+        self.stats.held_no_date = 0
+
+    def _make_fix(self, e: _Epoch, day: date) -> Fix:
+        stats = self.stats
+        stats.epochs += 1
+        unix = (day.toordinal() - _EPOCH_ORDINAL) * 86400 + e.tod / 1000
+        when = datetime.fromtimestamp(unix, UTC)
+        if not e.valid:
+            stats.no_fix += 1
+            return Fix(when, unix, NAN, NAN, FixMode.NO_FIX, sats=e.sats, hdop=e.hdop)
+        stats.fixes += 1
+        gsa = e.gsa_mode
+        if gsa is not None and gsa >= 2:
+            mode = _MODES[gsa]
+        else:
+            mode = FixMode.FIX_3D if e.alt is not None else FixMode.FIX_2D
+        return Fix(when, unix, e.lat, e.lon, mode, e.alt, e.speed, e.course, e.sats, e.hdop)
+
+
+def _fast_parse(fields: list[bytes]) -> Report | None:
+    parser = PARSERS.get(fields[0][2:])
+    return parser(fields) if parser is not None else None

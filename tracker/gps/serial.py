@@ -1,0 +1,257 @@
+"""The GPS receiver on a serial port (USB, UART, Bluetooth rfcomm, or a test pseudo-terminal).
+
+pyserial opens and configures the port (raw mode, baud rate); the bytes are then read in blocks
+with non-blocking ``os.read`` when the event loop says the descriptor is readable, never byte by
+byte (pyserial's ``readline()`` costs ~5 µs of CPU per byte: a large share of a Pi Zero core).
+
+* ``device = "auto"``: the first of ``/dev/serial/by-id/*``, ``/dev/ttyACM*``, ``/dev/ttyUSB*``,
+  ``/dev/rfcomm*`` that talks NMEA.
+* ``baud = "auto"``: 4800, 9600, 38400, 115200 (then the rest) until two checksummed sentences
+  arrive; the bytes read while probing are kept and delivered.
+* Hot-plug: when the device goes away (read error, end of file, nothing for ``idle_timeout_s``)
+  the source logs it once, yields ``b""`` so the decoder drops the half line, and retries with
+  exponential backoff; the return is logged once too. It never gives up: a tracker on a bike
+  must survive a loose cable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import glob
+import os
+import select
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from tracker.errors import GpsInputError
+from tracker.logs import get_logger
+
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
+from tracker.gps.nmea.framing import Framer
+
+
+def _log() -> FilteringBoundLogger:
+    # Looked up when used, not at import: logging may be (re)configured after this module loads.
+    return get_logger("gps.serial")
+
+
+# /dev/gps0 first: the name hardware/99-tracker-gps.rules gives a known receiver.
+DEVICE_PATTERNS = (
+    "/dev/gps0",
+    "/dev/serial/by-id/*",
+    "/dev/ttyACM*",
+    "/dev/ttyUSB*",
+    "/dev/rfcomm*",
+)
+BAUD_ORDER = (4800, 9600, 38400, 115200, 19200, 57600)
+READ_BLOCK = 65536
+
+
+def discover_devices(patterns: Sequence[str] = DEVICE_PATTERNS) -> list[str]:
+    """Candidate receiver devices, in the order of ``patterns``; by-id links first (stable)."""
+    found: list[str] = []
+    seen: set[str] = set()
+    for pattern in patterns:
+        for path in sorted(glob.glob(pattern)):
+            real = os.path.realpath(path)
+            if real not in seen:
+                seen.add(real)
+                found.append(path)
+    return found
+
+
+def _hung_up(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return any(ev & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, ev in poller.poll(0))
+
+
+class SerialSource:
+    """Async byte chunks from a serial GPS receiver; ``b""`` marks a break in the stream."""
+
+    kind = "bytes"
+
+    def __init__(
+        self,
+        device: str = "auto",
+        baud: int | str = "auto",
+        *,
+        patterns: Sequence[str] = DEVICE_PATTERNS,
+        backoff_initial_s: float = 0.25,
+        backoff_max_s: float = 10.0,
+        idle_timeout_s: float = 10.0,
+        probe_timeout_s: float = 2.5,
+        serial_factory: Callable[..., Any] | None = None,
+        on_retry: Callable[[int], None] | None = None,
+    ) -> None:
+        self.device = device
+        self.baud = baud
+        self.patterns = patterns
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.idle_timeout_s = idle_timeout_s
+        self.probe_timeout_s = probe_timeout_s
+        self._serial_factory = serial_factory
+        self._on_retry = on_retry  # called with failed_attempts after each failed attempt
+        self.present = False
+        self.connected_path: str | None = None
+        self.connected_baud: int | None = None
+        self.connects = 0
+        self.disconnects = 0
+        self.failed_attempts = 0  # connection attempts that found no receiver
+        self._closed = False
+
+    @property
+    def name(self) -> str:
+        return f"serial:{self.connected_path or self.device}"
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        backoff = self.backoff_initial_s
+        reported_missing = False
+        while not self._closed:
+            try:
+                port, first = await self._connect()
+            except GpsInputError as exc:
+                self.failed_attempts += 1
+                if self._on_retry is not None:
+                    self._on_retry(self.failed_attempts)
+                if not reported_missing:
+                    _log().warning("gps receiver not available, retrying", reason=str(exc))
+                    reported_missing = True
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.backoff_max_s)
+                continue
+            backoff = self.backoff_initial_s
+            reported_missing = False
+            self.present = True
+            self.connects += 1
+            _log().info("gps receiver connected", device=self.connected_path,
+                     baud=self.connected_baud)  # fmt: skip
+            reason = "closed"
+            try:
+                if first:
+                    yield first
+                async with contextlib.aclosing(self._read_blocks(port.fd)) as blocks:
+                    async for chunk in blocks:
+                        yield chunk
+                reason = "end of data (unplugged?)"
+            except GpsInputError as exc:
+                reason = str(exc)
+            finally:
+                self.present = False
+                with contextlib.suppress(Exception):
+                    port.close()
+            if self.closed:
+                return
+            self.disconnects += 1
+            _log().warning("gps receiver lost, retrying", device=self.connected_path, reason=reason)
+            reported_missing = True  # the loss was logged; the retries stay quiet
+            yield b""
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+    # -- connecting -----------------------------------------------------------------------------
+
+    async def _connect(self) -> tuple[Any, bytes]:
+        candidates = discover_devices(self.patterns) if self.device == "auto" else [self.device]
+        if not candidates:
+            raise GpsInputError(f"no serial device matches {', '.join(self.patterns)}")
+        problems: list[str] = []
+        for path in candidates:
+            bauds = BAUD_ORDER if self.baud == "auto" else (int(self.baud),)
+            for baud in bauds:
+                try:
+                    port = self._open(path, baud)
+                except (OSError, ValueError) as exc:  # serial.SerialException is an OSError
+                    problems.append(f"{path}: {exc}")
+                    break
+                if len(bauds) == 1 and self.device != "auto":
+                    self.connected_path, self.connected_baud = path, baud
+                    return port, b""
+                try:
+                    seen = await self._probe(port.fd)
+                except GpsInputError as exc:
+                    port.close()
+                    problems.append(f"{path}: {exc}")
+                    break
+                if seen is not None:
+                    self.connected_path, self.connected_baud = path, baud
+                    return port, seen
+                port.close()
+                problems.append(f"{path} at {baud} baud: no NMEA")
+        raise GpsInputError("; ".join(problems[-3:]))
+
+    def _open(self, path: str, baud: int) -> Any:
+        if self._serial_factory is not None:
+            port = self._serial_factory(path, baud)
+        else:
+            import serial
+
+            port = serial.Serial(path, baud, timeout=0)
+        flags = fcntl.fcntl(port.fd, fcntl.F_GETFL)
+        fcntl.fcntl(port.fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        return port
+
+    async def _probe(self, fd: int) -> bytes | None:
+        """Read up to probe_timeout_s; the bytes if two good sentences came, else None."""
+        framer = Framer(frozenset())
+        seen = bytearray()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.probe_timeout_s
+        async with contextlib.aclosing(self._read_blocks(fd, deadline=deadline)) as blocks:
+            async for chunk in blocks:
+                seen += chunk
+                framer.feed(chunk)
+                if framer.stats.sentences >= 2:
+                    return bytes(seen)
+        return None
+
+    # -- reading --------------------------------------------------------------------------------
+
+    async def _read_blocks(
+        self, fd: int, deadline: float | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        """Blocks of bytes as they arrive. Ends at end of file; raises GpsInputError on errors.
+
+        With ``deadline`` (loop time) it simply stops then (baud probing).
+        """
+        loop = asyncio.get_running_loop()
+        ready = asyncio.Event()
+        loop.add_reader(fd, ready.set)
+        try:
+            while True:
+                timeout = self.idle_timeout_s
+                if deadline is not None:
+                    timeout = deadline - loop.time()
+                    if timeout <= 0:
+                        return
+                try:
+                    await asyncio.wait_for(ready.wait(), timeout)
+                except TimeoutError:
+                    if deadline is not None:
+                        return
+                    raise GpsInputError(f"no data for {self.idle_timeout_s:g} s") from None
+                ready.clear()
+                try:
+                    data = os.read(fd, READ_BLOCK)
+                except BlockingIOError:
+                    continue
+                except OSError as exc:
+                    raise GpsInputError(f"read failed: {exc.strerror or exc}") from None
+                if not data:
+                    # With VMIN=0 a read with nothing queued returns b"" (a stale wake-up);
+                    # only a hang-up means the device is gone.
+                    if _hung_up(fd):
+                        return
+                    continue
+                yield data
+        finally:
+            loop.remove_reader(fd)
