@@ -30,8 +30,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from structlog.typing import FilteringBoundLogger
-
 from tracker.bike.device_state import DeviceState
 from tracker.bike.led_patterns import (
     SHUTTING_DOWN,
@@ -42,11 +40,7 @@ from tracker.bike.led_patterns import (
 from tracker.config import ButtonSettings, GpioSettings, LedSettings
 from tracker.logs import get_logger
 
-
-def _log() -> FilteringBoundLogger:
-    """This module's logger, made at each use: picks up the logging configuration in force
-    now (a logger bound at import time keeps the one in force then). Events here are rare."""
-    return get_logger("gpio")
+log = get_logger("gpio")
 
 PressKind = Literal["short", "long"]
 PressCallback = Callable[[], object]
@@ -66,7 +60,7 @@ def _say_once(key: str, message: str, **fields: Any) -> None:
         if key in _said_once:
             return
         _said_once.add(key)
-    _log().warning(message, **fields)
+    log.warning(message, **fields)
 
 
 def is_raspberry_pi() -> bool:
@@ -195,15 +189,15 @@ class _PressRouter:
             if handler is None or loop is None:
                 if len(self._pending) >= MAX_PENDING_PRESSES:
                     dropped = self._pending.popleft()
-                    _log().warning("too many button presses before start-up; oldest dropped",
+                    log.warning("too many button presses before start-up; oldest dropped",
                                 dropped=dropped)
                 self._pending.append(kind)
-                _log().info("button press queued until the engine listens", press=kind)
+                log.info("button press queued until the engine listens", press=kind)
                 return
         try:
             loop.call_soon_threadsafe(handler)
         except RuntimeError:  # the loop is closed: we are shutting down
-            _log().info("button press after the event loop closed; ignored", press=kind)
+            log.info("button press after the event loop closed; ignored", press=kind)
 
     # event loop side --------------------------------------------------------------------------
     def register(self, kind: PressKind, callback: PressCallback) -> None:
@@ -382,7 +376,7 @@ class Hardware:
                 try:
                     device.close()
                 except Exception as exc:  # closing must not stop the shutdown
-                    _log().warning("could not release a GPIO device", device=name, error=str(exc))
+                    log.warning("could not release a GPIO device", device=name, error=str(exc))
                 setattr(self, name, None)
         self._shown.clear()
 
@@ -421,7 +415,7 @@ def open_hardware(
             error=f"{type(exc).__name__}: {exc}",
         )
         return None
-    _log().info(
+    log.info(
         "button and LEDs ready",
         factory=_factory_name(factory),
         button_pin=button.pin if button.enabled else None,

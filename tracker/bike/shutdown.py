@@ -20,16 +20,10 @@ import os
 import shlex
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
-from structlog.typing import FilteringBoundLogger
-
 from tracker.config import ButtonSettings
 from tracker.logs import get_logger
 
-
-def _log() -> FilteringBoundLogger:
-    """This module's logger, made at each use: picks up the logging configuration in force
-    now (a logger bound at import time keeps the one in force then). Events here are rare."""
-    return get_logger("shutdown")
+log = get_logger("shutdown")
 
 FlushHook = Callable[[], Awaitable[object]]
 
@@ -83,22 +77,22 @@ class SafeShutdown:
         if self._flush is not None:
             try:
                 await asyncio.wait_for(self._flush(), self.flush_timeout_s)
-                _log().info("flushed before shutdown")
+                log.info("flushed before shutdown")
             except TimeoutError:
-                _log().error("flush before shutdown timed out; powering off anyway",
+                log.error("flush before shutdown timed out; powering off anyway",
                           timeout_s=self.flush_timeout_s)
             except Exception as exc:
-                _log().error("flush before shutdown failed; powering off anyway",
+                log.error("flush before shutdown failed; powering off anyway",
                           error=f"{type(exc).__name__}: {exc}")
         shown = shlex.join(self.command)
         if not self.command:
-            _log().warning("no shutdown command configured; nothing to run")
+            log.warning("no shutdown command configured; nothing to run")
             return False
         if self.require_service and not self.is_tracker_service(self._env):
-            _log().warning("not running as the systemd service: shutdown command skipped",
+            log.warning("not running as the systemd service: shutdown command skipped",
                         command=shown)
             return False
-        _log().warning("long press: powering off", command=shown)
+        log.warning("long press: powering off", command=shown)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.command,
@@ -107,12 +101,12 @@ class SafeShutdown:
                 stderr=asyncio.subprocess.STDOUT,
             )
         except OSError as exc:
-            _log().error("shutdown command could not start", command=shown, error=str(exc))
+            log.error("shutdown command could not start", command=shown, error=str(exc))
             return False
         output, _ = await proc.communicate()
         self.returncode = proc.returncode
         if proc.returncode != 0:
-            _log().error("shutdown command failed", command=shown, returncode=proc.returncode,
+            log.error("shutdown command failed", command=shown, returncode=proc.returncode,
                       output=output.decode("utf-8", "replace").strip()[-500:])
             return False
         return True

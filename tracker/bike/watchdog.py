@@ -17,15 +17,9 @@ import asyncio
 import os
 from collections.abc import Mapping
 
-from structlog.typing import FilteringBoundLogger
-
 from tracker.logs import get_logger
 
-
-def _log() -> FilteringBoundLogger:
-    """This module's logger, made at each use: picks up the logging configuration in force
-    now (a logger bound at import time keeps the one in force then). Events here are rare."""
-    return get_logger("watchdog")
+log = get_logger("watchdog")
 
 
 def watchdog_interval(env: Mapping[str, str], pid: int) -> float | None:
@@ -65,7 +59,7 @@ class Watchdog:
                     os.environ["NOTIFY_SOCKET"] = saved
             sock = self._notifier.socket
             if sock is None:
-                _log().warning("NOTIFY_SOCKET is set but cannot be reached; systemd not notified",
+                log.warning("NOTIFY_SOCKET is set but cannot be reached; systemd not notified",
                             notify_socket=env["NOTIFY_SOCKET"])
                 self._notifier = None
             else:
@@ -100,7 +94,7 @@ class Watchdog:
         """Send WATCHDOG=1 every half period until cancelled; returns at once with no watchdog."""
         if self._notifier is None or self.interval_s is None:
             return
-        _log().info("systemd watchdog keep-alives", every_s=round(self.interval_s, 3))
+        log.info("systemd watchdog keep-alives", every_s=round(self.interval_s, 3))
         while True:
             self.keepalive()
             await asyncio.sleep(self.interval_s)

@@ -12,19 +12,12 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 
-from tracker.logs import get_logger
-
-if TYPE_CHECKING:
-    from structlog.typing import FilteringBoundLogger
 from tracker.gps.tpv import tpv_to_fix
+from tracker.logs import get_logger
 from tracker.model import Fix
 
-
-def _log() -> FilteringBoundLogger:
-    # Looked up when used, not at import: logging may be (re)configured after this module loads.
-    return get_logger("gps.gpsd")
+log = get_logger("gps.gpsd")
 
 
 WATCH = b'?WATCH={"enable":true,"json":true};\n'
@@ -68,7 +61,7 @@ class GpsdSource:
                 reader, writer = await asyncio.open_connection(self.host, self.port, limit=MAX_LINE)
             except OSError as exc:
                 if not reported:
-                    _log().warning("gpsd not reachable, retrying", host=self.host, port=self.port,
+                    log.warning("gpsd not reachable, retrying", host=self.host, port=self.port,
                                 reason=exc.strerror or str(exc))  # fmt: skip
                     reported = True
                 await asyncio.sleep(backoff)
@@ -77,7 +70,7 @@ class GpsdSource:
             backoff = self.backoff_initial_s
             reported = False
             self.connects += 1
-            _log().info("gpsd connected", host=self.host, port=self.port)
+            log.info("gpsd connected", host=self.host, port=self.port)
             reason = "connection closed"
             try:
                 writer.write(WATCH)
@@ -93,7 +86,7 @@ class GpsdSource:
                     await writer.wait_closed()
             if self.closed:
                 return
-            _log().warning("gpsd connection lost, retrying", reason=reason)
+            log.warning("gpsd connection lost, retrying", reason=reason)
             reported = True
             yield None
 

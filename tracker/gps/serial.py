@@ -23,19 +23,13 @@ import glob
 import os
 import select
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tracker.errors import GpsInputError
+from tracker.gps.nmea.framing import Framer
 from tracker.logs import get_logger
 
-if TYPE_CHECKING:
-    from structlog.typing import FilteringBoundLogger
-from tracker.gps.nmea.framing import Framer
-
-
-def _log() -> FilteringBoundLogger:
-    # Looked up when used, not at import: logging may be (re)configured after this module loads.
-    return get_logger("gps.serial")
+log = get_logger("gps.serial")
 
 
 # /dev/gps0 first: the name hardware/99-tracker-gps.rules gives a known receiver.
@@ -119,7 +113,7 @@ class SerialSource:
                 if self._on_retry is not None:
                     self._on_retry(self.failed_attempts)
                 if not reported_missing:
-                    _log().warning("gps receiver not available, retrying", reason=str(exc))
+                    log.warning("gps receiver not available, retrying", reason=str(exc))
                     reported_missing = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.backoff_max_s)
@@ -128,7 +122,7 @@ class SerialSource:
             reported_missing = False
             self.present = True
             self.connects += 1
-            _log().info("gps receiver connected", device=self.connected_path,
+            log.info("gps receiver connected", device=self.connected_path,
                      baud=self.connected_baud)  # fmt: skip
             reason = "closed"
             try:
@@ -147,7 +141,7 @@ class SerialSource:
             if self.closed:
                 return
             self.disconnects += 1
-            _log().warning("gps receiver lost, retrying", device=self.connected_path, reason=reason)
+            log.warning("gps receiver lost, retrying", device=self.connected_path, reason=reason)
             reported_missing = True  # the loss was logged; the retries stay quiet
             yield b""
 

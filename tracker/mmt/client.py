@@ -30,7 +30,6 @@ from types import TracebackType
 from typing import Any, Final
 
 import aiohttp
-from structlog.typing import FilteringBoundLogger
 
 from tracker.config import ApiSettings
 from tracker.errors import LoginNeededError, RetryableApiError
@@ -50,10 +49,7 @@ USER_AGENT: Final = "tracker/0.1 (+Raspberry Pi live tracker; aiohttp)"
 
 
 
-def _log() -> FilteringBoundLogger:
-    """This module's logger, made at each use: a logger made at import time would keep the
-    logging configuration (and redaction) of that moment, not the one configured later."""
-    return get_logger("api")
+log = get_logger("api")
 
 
 # -- the payload -------------------------------------------------------------------------------
@@ -177,7 +173,7 @@ class MapMyTracksClient:
                 self._session = None
             raise
         if not self._oauth.load_from_store_or_login_needed():
-            _log().warning(
+            log.warning(
                 "not logged in; uploads wait for `tracker login`",
                 login_state="login_needed",
                 reason=self._oauth.login_needed_reason,
@@ -311,7 +307,7 @@ class UnconfiguredClient:
     )
 
     async def __aenter__(self) -> UnconfiguredClient:
-        _log().warning("not configured; recording to the outbox only",
+        log.warning("not configured; recording to the outbox only",
                        login_state="login_needed", reason=self.login_needed_reason)
         return self
 

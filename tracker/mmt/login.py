@@ -29,7 +29,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 from aiohttp import web
-from structlog.typing import FilteringBoundLogger
 
 from tracker.config import ApiSettings
 from tracker.errors import ApiError, AuthError, TrackerError
@@ -42,10 +41,7 @@ DEFAULT_LOGIN_TIMEOUT_S: Final = 600.0
 
 
 
-def _log() -> FilteringBoundLogger:
-    """This module's logger, made at each use: a logger made at import time would keep the
-    logging configuration (and redaction) of that moment, not the one configured later."""
-    return get_logger("login")
+log = get_logger("login")
 
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>tracker login</title></head>
 <body style="font-family:sans-serif;max-width:40em;margin:3em auto"><h1>{title}</h1><p>{text}</p>
@@ -91,7 +87,7 @@ async def _start_callback_server(wait_ref: list[_Wait], port: int) -> tuple[web.
                 title="Logged in", text="The tracker is logged in. You can close this tab."
             )
             return web.Response(text=page, content_type="text/html")
-        _log().warning("login callback refused", reason=message)
+        log.warning("login callback refused", reason=message)
         page = _PAGE.format(title="Not logged in", text=message)
         return web.Response(status=400, text=page, content_type="text/html")
 
@@ -227,7 +223,7 @@ async def login(
                 with contextlib.suppress(Exception):
                     opened = bool(await asyncio.to_thread(browser, url))
             print(instructions(url, bound_port, browser_opened=opened), file=out, flush=True)
-            _log().info("waiting for the login approval", port=bound_port)
+            log.info("waiting for the login approval", port=bound_port)
             if paste_input is not None:
                 loop = asyncio.get_running_loop()
 
@@ -274,7 +270,7 @@ async def login(
                 record = store.save(token)
     finally:
         await runner.cleanup()
-    _log().info("logged in", token_expires_in=record.get("expires_in"), path=str(store.path))
+    log.info("logged in", token_expires_in=record.get("expires_in"), path=str(store.path))
     return record
 
 
@@ -310,5 +306,5 @@ async def logout(
             store.delete()
             return True, f"could not revoke at the server ({exc}); deleted the local tokens"
         store.delete()
-    _log().info("logged out", path=str(store.path))
+    log.info("logged out", path=str(store.path))
     return True, "logged out: the login was revoked at the server and the tokens deleted"

@@ -43,7 +43,6 @@ import aiohttp
 from authlib.oauth2.base import OAuth2Error
 from authlib.oauth2.client import OAuth2Client
 from authlib.oauth2.rfc6749 import OAuth2Token
-from structlog.typing import FilteringBoundLogger
 
 from tracker.errors import (
     ApiError,
@@ -74,10 +73,7 @@ LOCK_TIMEOUT_S: Final = 30.0
 
 
 
-def _log() -> FilteringBoundLogger:
-    """This module's logger, made at each use: a logger made at import time would keep the
-    logging configuration (and redaction) of that moment, not the one configured later."""
-    return get_logger("oauth")
+log = get_logger("oauth")
 
 
 def system_clock() -> float | None:
@@ -444,7 +440,7 @@ class OAuthClient(OAuth2Client):  # type: ignore[misc]
             # The old refresh token is already dead, so the pair in memory is the only valid
             # one: keep using it and keep trying to write it before every request.
             self._unsaved = True
-            _log().error("the new login could not be saved; keeping it in memory", error=str(exc))
+            log.error("the new login could not be saved; keeping it in memory", error=str(exc))
             return
         self._unsaved = False
         self._generation = int(record["generation"])
@@ -536,26 +532,26 @@ class OAuthClient(OAuth2Client):  # type: ignore[misc]
                 try:
                     logged_in = self.load_from_store()
                 except StorageError as exc:  # unreadable now: the pair in memory is still ours
-                    _log().warning(
+                    log.warning(
                         "cannot re-read the token file before refreshing", error=str(exc)
                     )
                     logged_in = True
                 if not logged_in:
                     raise LoginNeededError(self.login_needed_reason)
             if self.token.get("refresh_token") != before and (forced or not self.needs_refresh()):
-                _log().info("using the login another tracker process refreshed")
+                log.info("using the login another tracker process refreshed")
                 return
             refresh_token = self.token.get("refresh_token")
             if not refresh_token:
                 self._login_needed("the stored login has no refresh token")
-            _log().info("refreshing the access token", forced=forced)
+            log.info("refreshing the access token", forced=forced)
             token_module.checkpoint("refresh_starting")
             try:
                 await self.refresh_token(self.endpoints.token, refresh_token=refresh_token)
             except TokenRefusedError as exc:
                 self._token_endpoint_refused(exc.error)
             self.refresh_count += 1
-            _log().info("access token refreshed", token_expires_in=self.lifetime.expires_in)
+            log.info("access token refreshed", token_expires_in=self.lifetime.expires_in)
         finally:
             self.store.unlock(lock_fd)
 
@@ -590,8 +586,8 @@ class OAuthClient(OAuth2Client):  # type: ignore[misc]
             try:
                 self.store.mark_login_needed(reason)
             except StorageError as exc:
-                _log().error("cannot record the login-needed state", error=str(exc))
-        _log().error("login needed", reason=reason, login_state="login_needed")
+                log.error("cannot record the login-needed state", error=str(exc))
+        log.error("login needed", reason=reason, login_state="login_needed")
         raise LoginNeededError(self.login_needed_reason)
 
     # --- authorized requests -----------------------------------------------------------------
@@ -617,7 +613,7 @@ class OAuthClient(OAuth2Client):  # type: ignore[misc]
                     raise classify_status(reply)
                 return reply
             if attempt == 1:
-                _log().info("access token refused (HTTP 401); refreshing once", what=what)
+                log.info("access token refused (HTTP 401); refreshing once", what=what)
                 await self.ensure_active_token(failed_access_token=access_token)
         raise AuthError(
             f"{what}: the server refused the access token even after a refresh (HTTP 401)"

@@ -38,8 +38,6 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from structlog.typing import FilteringBoundLogger
-
 from tracker.errors import StorageError
 from tracker.logs import get_logger, register_secret
 
@@ -52,10 +50,7 @@ _TOKEN_KEYS: Final = ("access_token", "refresh_token", "token_type", "expires_in
 
 
 
-def _log() -> FilteringBoundLogger:
-    """This module's logger, made at each use: a logger made at import time would keep the
-    logging configuration (and redaction) of that moment, not the one configured later."""
-    return get_logger("tokens")
+log = get_logger("tokens")
 
 # Test hook for the crash-safety tests: called with the name of each step of a save
 # ("temp_written", "renamed", "dir_synced") and by the OAuth client with "refresh_starting"
@@ -119,7 +114,7 @@ class TokenStore:
             if tmp is not None and (main is None or _generation(tmp) > _generation(main)):
                 newest = tmp
                 if lock_fd is not None:
-                    _log().warning(
+                    log.warning(
                         "token store: finishing an interrupted save", path=str(self.path)
                     )
                     try:

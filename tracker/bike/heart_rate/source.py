@@ -48,6 +48,8 @@ from tracker.errors import ConfigError
 from tracker.logs import get_logger
 from tracker.model import HeartRateSample
 
+log = get_logger("tracker.heart_rate")
+
 PacketCallback = Callable[[bytes], None]
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
@@ -286,8 +288,6 @@ class HeartRateSource:
         self._silence_timeout_s = silence_timeout_s
         self._max_queued = max_queued
         self._pipeline = HeartRatePipeline()
-        # Bound per source, not at import: structlog binds the configuration current then.
-        self._log = get_logger("tracker.heart_rate")
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         self._state: HeartRateState = "scanning"
         self._strap: FoundStrap | None = None
@@ -444,7 +444,7 @@ class HeartRateSource:
             sample = self._pipeline.feed(packet, now, self._gps_time())
             if self._pipeline.counters.malformed > malformed_before and not self._malformed_logged:
                 self._malformed_logged = True  # once per connection; the count is in status
-                self._log.warning(
+                log.warning(
                     "heart_rate_malformed_packet",
                     detail=self._pipeline.last_error,
                     note="skipped; further ones are only counted",
@@ -456,14 +456,14 @@ class HeartRateSource:
                 return
             self._queue.put_nowait(sample)
         except Exception as exc:  # pragma: no cover - the pipeline is total; belt and braces
-            self._log.error("heart_rate_packet_failed", error=_describe(exc))
+            log.error("heart_rate_packet_failed", error=_describe(exc))
 
     def _problem(self, problem: str) -> None:
         """Remember why scanning or connecting failed; log only the first one in each state."""
         self._last_problem = problem
         if not self._problem_logged:
             self._problem_logged = True
-            self._log.warning("heart_rate_not_connected", state=self._state, problem=problem)
+            log.warning("heart_rate_not_connected", state=self._state, problem=problem)
 
     def _set_state(self, state: HeartRateState, **details: Any) -> None:
         """Change state, logging once per change (never once per retry)."""
@@ -473,13 +473,13 @@ class HeartRateSource:
         previous, self._logged_state = self._logged_state, state
         self._problem_logged = False
         if state == "connected":
-            self._log.info(
+            log.info(
                 "heart_rate_connected", strap=self._strap.describe() if self._strap else None
             )
         elif state in ("lost", "ended"):
-            self._log.warning(f"heart_rate_{state}", previous=previous, **details)
+            log.warning(f"heart_rate_{state}", previous=previous, **details)
         else:
-            self._log.info(f"heart_rate_{state}", device=self._device, previous=previous)
+            log.info(f"heart_rate_{state}", device=self._device, previous=previous)
 
 
 def _why_closed(closed: asyncio.Future[None]) -> str:
