@@ -34,6 +34,7 @@ from tracker.gps.replay import iter_log_blocks  # noqa: E402
 from tracker.gps.ring import RingBuffer  # noqa: E402
 from tracker.gps.serial import SerialSource  # noqa: E402
 from tracker.model import Fix  # noqa: E402
+from tracker.retry import RetryPolicy  # noqa: E402
 
 DEFAULT_LOG = REPO.parent / "shared" / "data" / "tracks" / "NmeaParser__NmeaSampleData.txt"
 READLINE_LINES = 5000
@@ -51,7 +52,8 @@ async def end_to_end(path: Path, total_bytes: int) -> tuple[FixDecoder, FixFilte
     fix_filter = FixFilter(10.0, 90.0)
     fixes = 0
     with FakeReceiver(path, speed=0) as receiver:
-        source = SerialSource(str(receiver.path), 4800, backoff_initial_s=0.01)
+        fast = RetryPolicy(initial_s=0.01, max_s=10.0, jitter=0)
+        source = SerialSource(str(receiver.path), 4800, retry=fast)
         start = time.thread_time()
         chunks = source.chunks()
         async with contextlib.aclosing(chunks):

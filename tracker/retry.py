@@ -1,19 +1,27 @@
-"""The uplink's declared retry policy: exponential backoff with jitter, capped, never giving up.
+"""The one retry policy every loop that waits and tries again uses: uplink, reconnects, supervisor.
 
-Why not only stamina: stamina's policies end after a number of attempts or a deadline, and ours
-must *never* give up while points wait, must honour a server's ``Retry-After``, and must be
-testable with a fake clock. The policy is a value (the numbers are in one place, shown in the
-docs) and the delay is a pure function of the attempt number and a random draw the caller makes.
+A policy is a value (the numbers in one place, shown in the docs); a :class:`Backoff` is one
+loop's running state under it (failures in a row, the next wait) and waits with the ``sleep`` the
+loop was given, so tests drive every retry loop with a fake clock.
 
 Delay for attempt n (1-based) = min(cap, initial · multiplier^(n-1)) scaled into
-[1 - jitter, 1] by the draw ("equal jitter": never zero, so a fleet of trackers coming back from
-the same outage spreads out instead of hammering the server together), and never less than the
-server's Retry-After.
+[1 - jitter, 1] by a uniform draw ("equal jitter": never zero, so a fleet of trackers coming back
+from the same outage spreads out instead of hammering the server together), and never less than
+the server's Retry-After.
+
+Why not stamina (it was declared once and never used): its policies end after a number of
+attempts or a deadline and drive the loop themselves; ours must never give up while points wait,
+honour a server's Retry-After, report each failure to the loop's own status, and run on an
+injected clock. Pure: no I/O, no asyncio import (the caller hands in its ``sleep``).
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,3 +49,44 @@ class RetryPolicy:
             # park the tracker for a day).
             wait = min(retry_after, max(self.max_s, wait))
         return wait
+
+
+# The declared policies. Reconnects to local devices need no jitter: there is one receiver
+# and one strap, nobody to stampede; the uplink's cap comes from [uplink] max_backoff_s.
+RECONNECT = RetryPolicy(initial_s=0.25, multiplier=2.0, max_s=10.0, jitter=0.0)
+STRAP_RECONNECT = RetryPolicy(initial_s=1.0, multiplier=2.0, max_s=60.0, jitter=0.0)
+SUPERVISOR = RetryPolicy(initial_s=1.0, multiplier=2.0, max_s=30.0, jitter=0.0)
+
+
+def uplink_policy(max_backoff_s: float) -> RetryPolicy:
+    return RetryPolicy(initial_s=1.0, max_s=max_backoff_s)
+
+
+class Backoff:
+    """One retrying loop's state: failures in a row and the wait before the next try.
+
+    ``failure()`` counts a failed try and returns the wait; ``wait()`` does that and sleeps;
+    ``reset()`` after a success starts again from the policy's initial delay.
+    """
+
+    __slots__ = ("_draw", "_sleep", "attempt", "policy")
+
+    def __init__(
+        self, policy: RetryPolicy, sleep: Sleep, *, draw: Callable[[], float] | None = None
+    ) -> None:
+        self.policy = policy
+        self._sleep = sleep
+        self._draw = draw or random.Random().random
+        self.attempt = 0  # failures since the last success
+
+    def failure(self, retry_after: float | None = None) -> float:
+        self.attempt += 1
+        return self.policy.delay(self.attempt, self._draw(), retry_after)
+
+    async def wait(self, retry_after: float | None = None) -> float:
+        delay = self.failure(retry_after)
+        await self._sleep(delay)
+        return delay
+
+    def reset(self) -> None:
+        self.attempt = 0

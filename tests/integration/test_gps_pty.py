@@ -24,6 +24,9 @@ from tracker.gps.replay import read_fixes
 from tracker.gps.serial import SerialSource, discover_devices
 from tracker.gps.stream import open_fix_stream
 from tracker.model import Fix
+from tracker.retry import RetryPolicy
+
+FAST_RECONNECT = RetryPolicy(initial_s=0.02, max_s=0.2, jitter=0)
 
 SAFETY_TIMEOUT_S = 30  # only a safety net: the tests end on events, never on a timer
 
@@ -32,8 +35,7 @@ TEN_HZ = ("gpsd", "nmea-rtk.log")  # RTK receiver, 10 Hz, 122 epochs
 
 
 def source_for(receiver: FakeReceiver, **kwargs: object) -> SerialSource:
-    return SerialSource(str(receiver.path), "auto", backoff_initial_s=0.02,
-                        backoff_max_s=0.2, **kwargs)  # type: ignore[arg-type]  # fmt: skip
+    return SerialSource(str(receiver.path), "auto", retry=FAST_RECONNECT, **kwargs)  # type: ignore[arg-type]  # fmt: skip
 
 
 async def read_through_pty(
@@ -173,7 +175,7 @@ async def test_device_and_baud_auto_discovery(tmp_path: Path) -> None:
         (tmp_path / "ttyUSB0").write_text("not a device")  # a candidate that fails to open
         patterns = (str(tmp_path / "ttyACM*"), str(tmp_path / "ttyUSB*"))
         assert discover_devices(patterns) == [str(tmp_path / "ttyUSB0"), str(receiver.path)]
-        source = SerialSource("auto", "auto", patterns=patterns, backoff_initial_s=0.02)
+        source = SerialSource("auto", "auto", patterns=patterns, retry=FAST_RECONNECT)
         decoder = FixDecoder()
         decoded: list[Fix] = []
         async with asyncio.timeout(SAFETY_TIMEOUT_S):

@@ -20,6 +20,7 @@ from tracker.gps.replay import ReplaySource, read_fixes
 from tracker.gps.stream import open_fix_stream
 from tracker.gps.tpv import tpv_to_fix
 from tracker.model import Fix
+from tracker.retry import RetryPolicy
 
 SAFETY_TIMEOUT_S = 30
 
@@ -131,7 +132,7 @@ async def test_gpsd_source_reads_tpv_and_reconnects() -> None:
     assert len(reports) > 50
     fake = FakeGpsd(reports, drop_after=20)
     port = await fake.start()
-    source = GpsdSource("127.0.0.1", port, backoff_initial_s=0.01)
+    source = GpsdSource("127.0.0.1", port, retry=RetryPolicy(initial_s=0.01, max_s=10.0, jitter=0))
     got: list[Fix | None] = []
     with structlog.testing.capture_logs() as logs:
         async with asyncio.timeout(SAFETY_TIMEOUT_S):

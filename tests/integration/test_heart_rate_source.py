@@ -16,7 +16,6 @@ import pytest
 from structlog.testing import capture_logs
 
 from tracker.bike.heart_rate.protocol import (
-    ReconnectBackoff,
     SensorContact,
     describe_heart_rate_status,
     format_packet_recording,
@@ -30,6 +29,7 @@ from tracker.bike.heart_rate.source import (
 from tracker.config import HeartRateSettings
 from tracker.errors import ConfigError
 from tracker.model import HeartRateSample
+from tracker.retry import RetryPolicy
 
 from .heart_rate_support import (
     GPS_AT_START,
@@ -85,7 +85,7 @@ def make_harness(
         fix or Fix(),
         clock=clock,
         sleep=clock.sleep,
-        backoff=ReconnectBackoff(initial_s=1.0, maximum_s=8.0),
+        retry=RetryPolicy(initial_s=1.0, max_s=8.0, jitter=0),
         silence_timeout_s=silence_timeout_s,
     )
     return Harness(source, radio, clock)

@@ -11,7 +11,6 @@ from tracker.bike.heart_rate.protocol import (
     HeartRateMeasurement,
     HeartRatePipeline,
     HeartRateThinner,
-    ReconnectBackoff,
     SensorContact,
     describe_heart_rate_status,
     encode_heart_rate_measurement,
@@ -169,22 +168,6 @@ def test_a_name_matches_the_local_name_or_the_device_name_exactly() -> None:
     assert strap_matches("Polar H10 8E1F", "AA:BB:CC:DD:EE:FF", ("Polar H10 8E1F", None), [])
     assert not strap_matches("Polar H10", "AA:BB:CC:DD:EE:FF", ("Polar H10 8E1F",), [])
     assert not looks_like_address("Polar H10")
-
-
-# --- reconnect backoff -----------------------------------------------------------------------
-
-
-def test_backoff_doubles_to_a_cap_and_resets() -> None:
-    backoff = ReconnectBackoff(initial_s=1.0, maximum_s=10.0)
-    assert [backoff.next_delay() for _ in range(6)] == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
-    backoff.reset()
-    assert backoff.next_delay() == 1.0
-
-
-@pytest.mark.parametrize(("initial", "maximum", "factor"), [(0, 1, 2), (5, 1, 2), (1, 2, 0.5)])
-def test_backoff_rejects_nonsense(initial: float, maximum: float, factor: float) -> None:
-    with pytest.raises(ValueError, match="backoff"):
-        ReconnectBackoff(initial, maximum, factor)
 
 
 # --- recorded and synthetic series -----------------------------------------------------------

@@ -40,7 +40,7 @@ from tracker.engine.control_socket import ControlServer, socket_path
 from tracker.engine.uplink import ActivityApi, Uplink
 from tracker.logs import get_logger
 from tracker.model import Fix, HeartRateSample
-from tracker.retry import RetryPolicy
+from tracker.retry import SUPERVISOR, Backoff, RetryPolicy, uplink_policy
 from tracker.ride.activity import Event, Trigger, make_title
 from tracker.storage.outbox import ActivityRecord, Outbox, SamplerState
 
@@ -153,7 +153,7 @@ class Service:
                     self.settings.activity,
                     build_gpx=_build_gpx,
                     policy=self.retry_policy
-                    or RetryPolicy(initial_s=1.0, max_s=self.settings.uplink.max_backoff_s),
+                    or uplink_policy(self.settings.uplink.max_backoff_s),
                 )
                 self._open_hardware()
                 self._spawn("gps", self._gps_task, restart=True)
@@ -232,7 +232,7 @@ class Service:
         health = self.health.setdefault(name, TaskHealth())
 
         async def supervised() -> None:
-            pause = 1.0
+            backoff = Backoff(SUPERVISOR, asyncio.sleep)
             while True:
                 health.running = True
                 try:
@@ -242,12 +242,13 @@ class Service:
                 except Exception as exc:
                     health.restarts += 1
                     health.last_error = f"{type(exc).__name__}: {exc}"
-                    log.exception("task failed; restarting it", task=name, pause_s=pause)
                     health.running = False
                     if not restart:
+                        log.exception("task failed", task=name)
                         return
+                    pause = backoff.failure()
+                    log.exception("task failed; restarting it", task=name, pause_s=pause)
                     await asyncio.sleep(pause)
-                    pause = min(pause * 2, 30.0)
                     continue
                 health.running = False
                 return

@@ -37,7 +37,7 @@ from tracker.config import ActivitySettings, UplinkSettings
 from tracker.errors import AuthError, LoginNeededError, PermanentApiError
 from tracker.logs import get_logger
 from tracker.model import HeartRateSample, Point
-from tracker.retry import RetryPolicy
+from tracker.retry import Backoff, RetryPolicy, uplink_policy
 from tracker.ride.activity import Activity, ActivityState, Event
 from tracker.storage.outbox import ActivityRecord, Outbox, activity_with
 
@@ -106,13 +106,12 @@ class Uplink:
         self.settings = uplink
         self.activity_settings = activity
         self.build_gpx = build_gpx
-        self.policy = policy or RetryPolicy(initial_s=1.0, max_s=uplink.max_backoff_s)
         self._sleep = sleep
         self._wall = wall_clock
-        self._rng = rng or random.Random()
+        draw = (rng or random.Random()).random
+        self._backoff = Backoff(policy or uplink_policy(uplink.max_backoff_s), sleep, draw=draw)
         self.status = LinkStatus()
         self._wake = asyncio.Event()
-        self._attempt = 0
         self._permanent: dict[int, int] = {}
         self.permanent_limit = permanent_failures_before_upload
 
@@ -124,16 +123,17 @@ class Uplink:
         """Forever: one step, then wait as the step says (interval, drain pause or backoff)."""
         while True:
             pause = await self.step()
-            await self._pause(pause, wakeable=self._attempt == 0)
+            await self._pause(pause, wakeable=self._backoff.attempt == 0)
 
     async def run_until_drained(self) -> None:
         """Steps until no activity has work left, keeping the same pauses between requests
         (backoff, drain pacing) but not the batch interval (tests, benchmarks)."""
         while self.has_work():
             pause = await self.step()
-            if self._attempt or self.has_work():
+            if self._backoff.attempt or self.has_work():
+                failing = self._backoff.attempt > 0
                 await self._pause(
-                    pause if self._attempt else self.settings.drain_interval_s, wakeable=False
+                    pause if failing else self.settings.drain_interval_s, wakeable=False
                 )
 
     def has_work(self) -> bool:
@@ -164,7 +164,7 @@ class Uplink:
         """Do one request's worth of work; return how long to wait before the next step."""
         rec = self._next_record()
         if rec is None:
-            if self.status.state in ("up", "down") and self._attempt == 0:
+            if self.status.state in ("up", "down") and self._backoff.attempt == 0:
                 self.status.state = "idle" if self.status.state == "up" else self.status.state
             return self.settings.batch_interval_s
         try:
@@ -173,7 +173,7 @@ class Uplink:
             return await self._failed(rec, exc)
         if more is None:  # nothing could be sent yet (the last points are being committed)
             return self.settings.drain_interval_s
-        self._attempt = 0
+        self._backoff.reset()
         self.status.state = "up"
         self.status.last_success_wall = self._wall()
         self.status.last_error = None
@@ -293,10 +293,8 @@ class Uplink:
     # ------------------------------------------------------------------ failures
 
     async def _failed(self, rec: ActivityRecord, exc: Exception) -> float:
-        self._attempt += 1
         self.status.failures += 1
-        retry_after = getattr(exc, "retry_after", None)
-        delay = self.policy.delay(self._attempt, self._rng.random(), retry_after)
+        delay = self._backoff.failure(getattr(exc, "retry_after", None))
         self.status.next_retry_in_s = delay
         self.status.last_error = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, LoginNeededError | AuthError):
@@ -322,15 +320,15 @@ class Uplink:
                     title=rec.activity.title,
                 )
                 await self.outbox.update_activity(activity_with(rec, upload_only=True))
-                self._attempt = 0
+                self._backoff.reset()
                 return 0.0
         else:
             self.status.state = "down"
-            if self._attempt == 1 or self._attempt % 10 == 0:
+            if self._backoff.attempt == 1 or self._backoff.attempt % 10 == 0:
                 log.warning(
                     "upload failed; will retry",
                     error=self.status.last_error,
-                    attempt=self._attempt,
+                    attempt=self._backoff.attempt,
                     retry_in_s=round(delay, 1),
                     waiting=self.outbox.pending_count(),
                 )

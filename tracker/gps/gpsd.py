@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from tracker.gps.tpv import tpv_to_fix
 from tracker.logs import get_logger
 from tracker.model import Fix
+from tracker.retry import RECONNECT, Backoff, RetryPolicy, Sleep
 
 log = get_logger("gps.gpsd")
 
@@ -34,14 +35,13 @@ class GpsdSource:
         host: str = "127.0.0.1",
         port: int = 2947,
         *,
-        backoff_initial_s: float = 0.25,
-        backoff_max_s: float = 10.0,
+        retry: RetryPolicy = RECONNECT,
+        sleep: Sleep = asyncio.sleep,
         idle_timeout_s: float = 30.0,
     ) -> None:
         self.host = host
         self.port = port
-        self.backoff_initial_s = backoff_initial_s
-        self.backoff_max_s = backoff_max_s
+        self._backoff = Backoff(retry, sleep)
         self.idle_timeout_s = idle_timeout_s
         self.present = False
         self.sentences = 0  # JSON reports received
@@ -54,7 +54,6 @@ class GpsdSource:
         return f"gpsd:{self.host}:{self.port}"
 
     async def fixes(self) -> AsyncIterator[Fix | None]:
-        backoff = self.backoff_initial_s
         reported = False
         while not self._closed:
             try:
@@ -64,10 +63,9 @@ class GpsdSource:
                     log.warning("gpsd not reachable, retrying", host=self.host, port=self.port,
                                 reason=exc.strerror or str(exc))  # fmt: skip
                     reported = True
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.backoff_max_s)
+                await self._backoff.wait()
                 continue
-            backoff = self.backoff_initial_s
+            self._backoff.reset()
             reported = False
             self.connects += 1
             log.info("gpsd connected", host=self.host, port=self.port)

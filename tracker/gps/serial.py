@@ -28,6 +28,7 @@ from typing import Any
 from tracker.errors import GpsInputError
 from tracker.gps.nmea.framing import Framer
 from tracker.logs import get_logger
+from tracker.retry import RECONNECT, Backoff, RetryPolicy, Sleep
 
 log = get_logger("gps.serial")
 
@@ -74,8 +75,8 @@ class SerialSource:
         baud: int | str = "auto",
         *,
         patterns: Sequence[str] = DEVICE_PATTERNS,
-        backoff_initial_s: float = 0.25,
-        backoff_max_s: float = 10.0,
+        retry: RetryPolicy = RECONNECT,
+        sleep: Sleep = asyncio.sleep,
         idle_timeout_s: float = 10.0,
         probe_timeout_s: float = 2.5,
         serial_factory: Callable[..., Any] | None = None,
@@ -84,8 +85,7 @@ class SerialSource:
         self.device = device
         self.baud = baud
         self.patterns = patterns
-        self.backoff_initial_s = backoff_initial_s
-        self.backoff_max_s = backoff_max_s
+        self._backoff = Backoff(retry, sleep)
         self.idle_timeout_s = idle_timeout_s
         self.probe_timeout_s = probe_timeout_s
         self._serial_factory = serial_factory
@@ -103,7 +103,6 @@ class SerialSource:
         return f"serial:{self.connected_path or self.device}"
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        backoff = self.backoff_initial_s
         reported_missing = False
         while not self._closed:
             try:
@@ -115,10 +114,9 @@ class SerialSource:
                 if not reported_missing:
                     log.warning("gps receiver not available, retrying", reason=str(exc))
                     reported_missing = True
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.backoff_max_s)
+                await self._backoff.wait()
                 continue
-            backoff = self.backoff_initial_s
+            self._backoff.reset()
             reported_missing = False
             self.present = True
             self.connects += 1

@@ -333,29 +333,6 @@ def strap_matches(
 # --- reconnecting ----------------------------------------------------------------------------
 
 
-class ReconnectBackoff:
-    """Doubling delays between reconnection attempts, capped, reset once a link works.
-
-    No jitter: there is one strap and one tracker, nobody to stampede.
-    """
-
-    def __init__(self, initial_s: float = 1.0, maximum_s: float = 60.0, factor: float = 2.0):
-        if initial_s <= 0 or maximum_s < initial_s or factor < 1:
-            raise ValueError("backoff needs 0 < initial <= maximum and factor >= 1")
-        self.initial_s = initial_s
-        self.maximum_s = maximum_s
-        self.factor = factor
-        self._next = initial_s
-
-    def next_delay(self) -> float:
-        delay = self._next
-        self._next = min(self.maximum_s, self._next * self.factor)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.initial_s
-
-
 # --- demo series -----------------------------------------------------------------------------
 
 

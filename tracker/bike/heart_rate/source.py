@@ -38,7 +38,6 @@ from tracker.bike.heart_rate.protocol import (
     HEART_RATE_SERVICE_UUID,
     GpsAnchor,
     HeartRatePipeline,
-    ReconnectBackoff,
     parse_packet_recording,
     strap_matches,
     synthetic_ride_packets,
@@ -47,6 +46,7 @@ from tracker.config import HeartRateSettings
 from tracker.errors import ConfigError
 from tracker.logs import get_logger
 from tracker.model import HeartRateSample
+from tracker.retry import STRAP_RECONNECT, Backoff, RetryPolicy
 
 log = get_logger("tracker.heart_rate")
 
@@ -275,7 +275,7 @@ class HeartRateSource:
         *,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
-        backoff: ReconnectBackoff | None = None,
+        retry: RetryPolicy = STRAP_RECONNECT,
         silence_timeout_s: float | None = 30.0,
         max_queued: int = 3600,
     ) -> None:
@@ -284,7 +284,7 @@ class HeartRateSource:
         self._gps_time = gps_time
         self._clock = clock
         self._sleep = sleep
-        self._backoff = backoff or ReconnectBackoff(initial_s=1.0, maximum_s=60.0)
+        self._backoff = Backoff(retry, sleep)
         self._silence_timeout_s = silence_timeout_s
         self._max_queued = max_queued
         self._pipeline = HeartRatePipeline()
@@ -376,7 +376,7 @@ class HeartRateSource:
             self._set_state("lost" if self._ever_connected else "scanning")
             link = await self._find_and_connect()
             if link is None:
-                await self._sleep(self._backoff.next_delay())
+                await self._backoff.wait()
                 continue
             self._backoff.reset()
             self._connections += 1
@@ -389,7 +389,7 @@ class HeartRateSource:
                 await link.close()
             self._last_problem = reason
             self._set_state("lost", reason=reason)
-            await self._sleep(self._backoff.next_delay())
+            await self._backoff.wait()
 
     async def _find_and_connect(self) -> HeartRateLink | None:
         try:
