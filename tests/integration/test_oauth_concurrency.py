@@ -48,10 +48,10 @@ async def store(emulator: EmulatorHandle, tmp_path: Path) -> TokenStore:
 
 async def revoke_access_token(emu: EmulatorHandle, access_token: str) -> None:
     async with aiohttp.ClientSession() as session:
-        from tracker.mmt.oauth import OAuthClient
+        from tracker.mmt.oauth import AiohttpOAuth2Client
 
-        oauth = OAuthClient(session, base_url=emu.base_url, client_id=emu.client_id,
-                            client_secret=emu.client_secret)  # fmt: skip
+        oauth = AiohttpOAuth2Client(session, base_url=emu.base_url, client_id=emu.client_id,
+                                    client_secret=emu.client_secret)  # fmt: skip
         await oauth.revoke(access_token, "access_token")
 
 

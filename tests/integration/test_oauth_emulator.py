@@ -21,8 +21,9 @@ from tracker.config import ApiSettings
 from tracker.emulator import EmulatorHandle, running_emulator
 from tracker.errors import AuthError, LoginNeededError, TrackerError
 from tracker.mmt.client import MapMyTracksClient
+from tracker.mmt.expiry import Lifetime
 from tracker.mmt.login import login, logout
-from tracker.mmt.oauth import OAuthClient
+from tracker.mmt.oauth import AiohttpOAuth2Client
 from tracker.mmt.tokens import TokenStore
 from tracker.model import Point
 
@@ -187,8 +188,9 @@ async def test_refresh_on_expiry_and_rotation(
         await client.stop_activity(activity)
     # Rotation: the first refresh token is dead at the server.
     async with aiohttp.ClientSession() as session:
-        oauth = OAuthClient(session, base_url=emulator.base_url, client_id=emulator.client_id,
-                            client_secret=emulator.client_secret)  # fmt: skip
+        oauth = AiohttpOAuth2Client(session, base_url=emulator.base_url,
+                                    client_id=emulator.client_id,
+                                    client_secret=emulator.client_secret)  # fmt: skip
         with pytest.raises(Exception, match="invalid_grant"):
             await oauth.refresh_token(oauth.endpoints.token, refresh_token=first["refresh_token"])
     assert len(emulator.activity(activity).points) == 3
@@ -200,8 +202,9 @@ async def test_revoked_access_token_is_refreshed_once(
     store = TokenStore.in_dir(tmp_path)
     record = await do_login(emulator, store)
     async with aiohttp.ClientSession() as session:
-        oauth = OAuthClient(session, base_url=emulator.base_url, client_id=emulator.client_id,
-                            client_secret=emulator.client_secret)  # fmt: skip
+        oauth = AiohttpOAuth2Client(session, base_url=emulator.base_url,
+                                    client_id=emulator.client_id,
+                                    client_secret=emulator.client_secret)  # fmt: skip
         await oauth.revoke(record["access_token"], "access_token")
     async with MapMyTracksClient(api_settings(emulator), store) as client:
         activity = await client.start_activity(
@@ -227,8 +230,9 @@ async def test_logout_revokes_at_the_server(emulator: EmulatorHandle, tmp_path: 
                 title="L2", activity_type="cycling", status="private", tags=(), points=[POINT]
             )
     async with aiohttp.ClientSession() as session:
-        oauth = OAuthClient(session, base_url=emulator.base_url, client_id=emulator.client_id,
-                            client_secret=emulator.client_secret)  # fmt: skip
+        oauth = AiohttpOAuth2Client(session, base_url=emulator.base_url,
+                                    client_id=emulator.client_id,
+                                    client_secret=emulator.client_secret)  # fmt: skip
         with pytest.raises(Exception, match="invalid_grant"):
             await oauth.refresh_token(oauth.endpoints.token, refresh_token=record["refresh_token"])
 
@@ -256,7 +260,7 @@ async def test_wrong_client_secret_is_a_clear_auth_error(
     settings = ApiSettings(base_url=emulator.base_url, client_id=emulator.client_id,
                            client_secret="wrong-secret-123456")  # fmt: skip
     async with MapMyTracksClient(settings, store, monotonic=lambda: 0.0) as client:
-        client.oauth.lifetime = type(client.oauth.lifetime)(60, None, -1000.0)  # long expired
+        client.oauth.policy.lifetime = Lifetime(60, None, -1000.0)  # long expired
         with pytest.raises(AuthError, match="client_id and client_secret") as caught:
             await client.stop_activity(1)
         assert "wrong-secret-123456" not in str(caught.value)

@@ -31,7 +31,7 @@ from tracker.errors import TrackerError
 from tracker.logs import configure_logging
 from tracker.mmt.client import MapMyTracksClient
 from tracker.mmt.login import login, logout
-from tracker.mmt.oauth import OAuthClient
+from tracker.mmt.oauth import AiohttpOAuth2Client
 from tracker.mmt.tokens import TokenStore
 from tracker.model import Point
 
@@ -149,9 +149,10 @@ async def test_no_secret_in_logs_or_errors_on_any_path(
         await seen.expect_error(client.oauth.ensure_active_token(failed_access_token=current))
     # A reused authorization code: replay the last one at the token endpoint.
     async with aiohttp.ClientSession() as session:
-        oauth = OAuthClient(session, base_url=emulator.base_url, client_id=emulator.client_id,
-                            client_secret=emulator.client_secret,
-                            redirect_uri="http://127.0.0.1:1/callback")  # fmt: skip
+        oauth = AiohttpOAuth2Client(session, base_url=emulator.base_url,
+                                    client_id=emulator.client_id,
+                                    client_secret=emulator.client_secret,
+                                    redirect_uri="http://127.0.0.1:1/callback")  # fmt: skip
         await seen.expect_error(oauth.fetch_token(
             oauth.endpoints.token, code=seen.codes[0], grant_type="authorization_code"
         ))  # fmt: skip

@@ -9,19 +9,22 @@ import aiohttp
 import pytest
 
 from tracker.errors import AuthError, ConfigError, PermanentApiError, RetryableApiError
-from tracker.mmt.oauth import (
+from tracker.mmt.expiry import (
     MAX_CLOCK_SKEW_S,
     PLAUSIBLE_AFTER,
-    Endpoints,
     Lifetime,
-    OAuthClient,
+    leeway_for,
+    system_clock,
+)
+from tracker.mmt.http import (
+    Endpoints,
     Reply,
     check_base_url,
     classify_status,
-    leeway_for,
     retry_after_seconds,
-    system_clock,
 )
+from tracker.mmt.keeper import TokenKeeper
+from tracker.mmt.oauth import AiohttpOAuth2Client
 from tracker.mmt.tokens import TokenStore
 
 NOW = 1_800_000_000.0
@@ -37,10 +40,10 @@ class Clocks:
 async def make_client(tmp_path: Path):  # type: ignore[no-untyped-def]
     sessions: list[aiohttp.ClientSession] = []
 
-    def make(clocks: Clocks) -> OAuthClient:
+    def make(clocks: Clocks) -> TokenKeeper:
         session = aiohttp.ClientSession()
         sessions.append(session)
-        return OAuthClient(session, base_url="https://example.org/api3", client_id="id",
+        return TokenKeeper(session, base_url="https://example.org/api3", client_id="id",
                            client_secret="secret-0123456789", store=TokenStore.in_dir(tmp_path),
                            clock=lambda: clocks.wall, monotonic=lambda: clocks.mono)  # fmt: skip
 
@@ -56,15 +59,19 @@ def stored(store_dir: Path, **fields: object) -> None:
     )  # fmt: skip
 
 
-async def test_pair_from_disk_judged_on_the_trusted_clock(make_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_pair_from_disk_is_never_judged_on_a_wall_clock(make_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Changed by issue 14: a wall clock (GPS-derived or system) no longer decides a refresh;
+    a pair this process did not receive is used until a 401."""
     stored(tmp_path, received_at=NOW - 1000, expires_at=NOW + 2600)
     clocks = Clocks()
     client = make_client(clocks)
     assert client.load_from_store()
-    assert client.seconds_left() == pytest.approx(2600)
+    assert client.seconds_left() is None
     assert not client.needs_refresh()
     clocks.wall = NOW + 2600 - 59
-    assert client.needs_refresh()
+    assert not client.needs_refresh()
+    clocks.mono += 1e6
+    assert not client.needs_refresh()
 
 
 async def test_wrong_clock_means_refresh_on_401_only(make_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -83,17 +90,19 @@ async def test_no_trusted_time_means_unknown_expiry(make_client, tmp_path: Path)
     assert client.seconds_left() is None
 
 
-async def test_clock_far_ahead_now_refreshes_once(make_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_clock_far_ahead_refreshes_nothing(make_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Changed by issue 14 (was: refreshes once): with rotation, a needless refresh whose reply
+    is lost logs the rider out, so a jumping wall clock must not cause one."""
     stored(tmp_path, received_at=NOW, expires_at=NOW + 3600)
     client = make_client(Clocks(wall=NOW + 9e7))
     client.load_from_store()
-    assert client.needs_refresh()  # one refresh; afterwards the monotonic clock takes over
+    assert not client.needs_refresh()
 
 
 async def test_pair_received_in_process_uses_the_monotonic_clock(make_client) -> None:  # type: ignore[no-untyped-def]
     clocks = Clocks(wall=None, mono=500.0)
     client = make_client(clocks)
-    client.lifetime = Lifetime(expires_in=60.0, expires_at=None, mono_received=500.0)
+    client.policy.lifetime = Lifetime(expires_in=60.0, expires_at=None, mono_received=500.0)
     assert client.seconds_left() == 60
     clocks.wall = 0.0  # the wall clock jumps around: irrelevant
     clocks.mono = 544.0
@@ -161,7 +170,8 @@ def test_plain_http_refused_off_loopback(url: str) -> None:
 async def test_missing_client_credentials_is_a_config_error() -> None:
     async with aiohttp.ClientSession() as session:
         with pytest.raises(ConfigError, match="client_id and client_secret"):
-            OAuthClient(session, base_url="https://x.org/api3", client_id="", client_secret="")
+            AiohttpOAuth2Client(session, base_url="https://x.org/api3", client_id="",
+                                client_secret="")  # fmt: skip
 
 
 def test_no_console_browser_on_a_headless_pi(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,14 +34,9 @@ import aiohttp
 from tracker.config import ApiSettings
 from tracker.errors import LoginNeededError, RetryableApiError
 from tracker.logs import get_logger
-from tracker.mmt.oauth import (
-    DEFAULT_LEEWAY_S,
-    OAuthClient,
-    Reply,
-    WallClock,
-    check_base_url,
-    system_clock,
-)
+from tracker.mmt.expiry import DEFAULT_LEEWAY_S, WallClock, system_clock
+from tracker.mmt.http import FilePart, FormField, Reply, check_base_url, multipart
+from tracker.mmt.keeper import TokenKeeper
 from tracker.mmt.tokens import TokenStore
 from tracker.model import HeartRateSample, Point
 
@@ -99,18 +94,6 @@ def build_gpx(points: Sequence[Point], title: str) -> str:
     return xml
 
 
-def _form(fields: Sequence[tuple[str, str]]) -> Callable[[], aiohttp.FormData]:
-    """A factory of identical multipart bodies (one per attempt: a FormData is single-use)."""
-
-    def build() -> aiohttp.FormData:
-        form = aiohttp.FormData(quote_fields=False, default_to_multipart=True)
-        for name, value in fields:
-            form.add_field(name, value)
-        return form
-
-    return build
-
-
 # -- the client --------------------------------------------------------------------------------
 
 
@@ -118,8 +101,8 @@ class MapMyTracksClient:
     """Async client for the four activity calls. Use as ``async with``.
 
     ``session`` lets a caller share its own ClientSession (it is then not closed here).
-    ``clock`` is the trusted wall clock for token expiry (the engine passes GPS time);
-    ``monotonic`` exists for tests.
+    ``clock`` is the trusted wall clock stamped into the token file for `tracker status` (the
+    engine passes GPS time); it never decides a refresh. ``monotonic`` exists for tests.
     """
 
     def __init__(
@@ -140,7 +123,7 @@ class MapMyTracksClient:
         self._clock = clock
         self._monotonic = monotonic
         self._leeway_s = leeway_s
-        self._oauth: OAuthClient | None = None
+        self._oauth: TokenKeeper | None = None
         self.timeout = aiohttp.ClientTimeout(
             total=settings.timeout_s,
             connect=min(10.0, settings.timeout_s),
@@ -154,13 +137,14 @@ class MapMyTracksClient:
                 headers={"User-Agent": USER_AGENT},
             )
         try:
-            self._oauth = OAuthClient(
+            self._oauth = TokenKeeper(
                 self._session,
                 base_url=self.settings.base_url,
                 client_id=self.settings.client_id,
                 client_secret=self.settings.client_secret,
                 store=self.token_store,
                 timeout=self.timeout,
+                token_timeout_s=self.settings.timeout_s,
                 clock=self._clock,
                 monotonic=self._monotonic,
                 leeway=self._leeway_s,
@@ -191,7 +175,7 @@ class MapMyTracksClient:
             self._session = None
 
     @property
-    def oauth(self) -> OAuthClient:
+    def oauth(self) -> TokenKeeper:
         if self._oauth is None:
             raise RuntimeError("use MapMyTracksClient as `async with` first")
         return self._oauth
@@ -230,7 +214,7 @@ class MapMyTracksClient:
         """
         if not points:
             raise ValueError("startActivity needs at least one point")
-        fields = [
+        fields: list[FormField] = [
             ("status", status),
             ("activity_type", activity_type),
             ("activity_title", title),
@@ -245,7 +229,10 @@ class MapMyTracksClient:
         self, activity_id: int, points: Sequence[Point], hr: Sequence[HeartRateSample] = ()
     ) -> None:
         """Append points (and heart-rate samples) to a live activity."""
-        fields = [("activity_id", str(int(activity_id))), ("data", encode_data(points, hr))]
+        fields: list[FormField] = [
+            ("activity_id", str(int(activity_id))),
+            ("data", encode_data(points, hr)),
+        ]
         body = await self._call("updateActivity", fields)
         _expect_ok(body, "updateActivity")
 
@@ -259,25 +246,18 @@ class MapMyTracksClient:
     ) -> int:
         """Upload a whole ride as a GPX file (the fallback when it could not be streamed)."""
         content = gpx.encode("utf-8") if isinstance(gpx, str) else gpx
-        filename = _safe_filename(title) + ".gpx"
-
-        def build() -> aiohttp.FormData:
-            form = aiohttp.FormData(quote_fields=False, default_to_multipart=True)
-            form.add_field("status", status)
-            form.add_field("activity_type", activity_type)
-            form.add_field("activity_name", title)
-            form.add_field("file", content, filename=filename, content_type="application/gpx+xml")
-            return form
-
-        body = await self._send("uploadActivity", build)
+        fields: list[FormField] = [
+            ("status", status),
+            ("activity_type", activity_type),
+            ("activity_name", title),
+            FilePart("file", content, _safe_filename(title) + ".gpx", "application/gpx+xml"),
+        ]
+        body = await self._call("uploadActivity", fields)
         return _activity_id(body, "uploadActivity")
 
-    async def _call(self, function: str, fields: Sequence[tuple[str, str]]) -> dict[str, Any]:
-        return await self._send(function, _form(fields))
-
-    async def _send(self, function: str, form: Callable[[], aiohttp.FormData]) -> dict[str, Any]:
+    async def _call(self, function: str, fields: Sequence[FormField]) -> dict[str, Any]:
         reply: Reply = await self.oauth.authorized_request(
-            "POST", self.oauth.endpoints.api(function), what=function, form=form
+            "POST", self.oauth.endpoints.api(function), what=function, form=multipart(fields)
         )
         try:
             body = reply.json()

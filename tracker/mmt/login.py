@@ -19,22 +19,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import os
 import sys
 import threading
 import webbrowser
 from collections.abc import Callable
-from typing import Any, Final, TextIO
-from urllib.parse import parse_qs, urlsplit
+from typing import Final, TextIO
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import aiohttp
 from aiohttp import web
 
 from tracker.config import ApiSettings
-from tracker.errors import ApiError, AuthError, TrackerError
+from tracker.errors import ApiError, AuthError, StorageError, TrackerError
 from tracker.logs import get_logger, register_secret
-from tracker.mmt.oauth import OAuthClient, TokenRefusedError, WallClock, system_clock
-from tracker.mmt.tokens import TokenStore
+from tracker.mmt.expiry import WallClock, system_clock
+from tracker.mmt.oauth import AiohttpOAuth2Client, TokenRefusedError, token_timeout
+from tracker.mmt.tokens import TokenRecord, TokenStore
 
 CALLBACK_PATH: Final = "/callback"
 DEFAULT_LOGIN_TIMEOUT_S: Final = 600.0
@@ -43,52 +45,90 @@ DEFAULT_LOGIN_TIMEOUT_S: Final = 600.0
 
 log = get_logger("login")
 
+_CALLBACK_PARAMS: Final = ("state", "code", "error")
+
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>tracker login</title></head>
 <body style="font-family:sans-serif;max-width:40em;margin:3em auto"><h1>{title}</h1><p>{text}</p>
 </body></html>"""
 
 
 class _Wait:
-    """The first acceptable return (from the callback server or pasted), or a refusal."""
+    """The first acceptable return (from the callback server or pasted), then the outcome of
+    its code exchange, which the callback page waits for."""
 
     def __init__(self, state: str) -> None:
         self.state = state
-        self.future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self.future: asyncio.Future[str] = loop.create_future()
+        # None: logged in; else why not (shown on the callback page).
+        self.outcome: asyncio.Future[str | None] = loop.create_future()
 
     def offer(self, url: str) -> tuple[bool, str]:
         """Check a return URL; (accepted, message for the user)."""
-        query = parse_qs(urlsplit(url.strip()).query)
-        state = (query.get("state") or [""])[0]
-        if state != self.state:
+        try:
+            params = callback_params(url)
+        except ValueError as exc:
+            return False, str(exc)
+        if params.get("state") != self.state:
             return False, "this link does not belong to the current login attempt (state differs)"
-        if "error" in query:
-            error = query["error"][0]
+        if "error" in params:
+            error = params["error"][:60]
             if not self.future.done():
                 self.future.set_exception(
                     AuthError(f"the authorization was not granted ({error})")
                 )
             return False, f"the authorization was not granted ({error})"
-        code = (query.get("code") or [""])[0]
+        code = params.get("code", "")
         if not code:
             return False, "the link carries no authorization code"
         register_secret(code)
         if not self.future.done():
-            self.future.set_result(url.strip())
-        return True, "logged in"
+            self.future.set_result(code)
+        return True, "accepted"
+
+    def finish(self, failure: str | None) -> None:
+        """Tell the waiting callback page the outcome (the first call wins)."""
+        if not self.outcome.done():
+            self.outcome.set_result(failure)
+
+
+def callback_params(url: str) -> dict[str, str]:
+    """The query of a return URL, refused (ValueError, a message for the user) when it is not
+    one clear answer: a parameter we read given twice, both a code and an error, bad encoding."""
+    query = urlsplit(url.strip()).query
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, errors="strict", max_num_fields=32)
+    except ValueError:  # too many fields, or not UTF-8 (UnicodeDecodeError)
+        raise ValueError("the link is malformed (bad encoding or too many parameters)") from None
+    names = [name for name, _ in pairs]
+    for name in _CALLBACK_PARAMS:
+        if names.count(name) > 1:
+            raise ValueError(f"the link is malformed (the parameter {name!r} appears twice)")
+    params = dict(pairs)
+    if "code" in params and "error" in params:
+        raise ValueError("the link is malformed (it carries both a code and an error)")
+    return params
+
+
+def _page(title: str, text: str) -> str:
+    return _PAGE.format(title=html.escape(title), text=html.escape(text))
 
 
 async def _start_callback_server(wait_ref: list[_Wait], port: int) -> tuple[web.AppRunner, int]:
     async def callback(request: web.Request) -> web.Response:
         if not wait_ref:
             return web.Response(status=503, text="not ready")
-        ok, message = wait_ref[0].offer(str(request.url))
-        if ok:
-            page = _PAGE.format(
-                title="Logged in", text="The tracker is logged in. You can close this tab."
-            )
+        wait = wait_ref[0]
+        ok, message = wait.offer(str(request.url))
+        if not ok:
+            log.warning("login callback refused", reason=message)
+            page = _page("Not logged in", f"Not accepted: {message}.")
+            return web.Response(status=400, text=page, content_type="text/html")
+        failure = await asyncio.shield(wait.outcome)
+        if failure is None:
+            page = _page("Logged in", "The tracker is logged in. You can close this tab.")
             return web.Response(text=page, content_type="text/html")
-        log.warning("login callback refused", reason=message)
-        page = _PAGE.format(title="Not logged in", text=message)
+        page = _page("Not logged in", f"The login failed: {failure}")
         return web.Response(status=400, text=page, content_type="text/html")
 
     app = web.Application()
@@ -108,7 +148,7 @@ async def _start_callback_server(wait_ref: list[_Wait], port: int) -> tuple[web.
     return runner, int(bound)
 
 
-def _fail_wait_on_error(task: asyncio.Task[Any], wait: _Wait) -> None:
+def _fail_wait_on_error(task: asyncio.Task[object], wait: _Wait) -> None:
     """A failing ``on_authorize_url`` helper ends the wait with its error instead of a hang."""
     if task.cancelled():
         return
@@ -165,19 +205,20 @@ def instructions(url: str, port: int, *, browser_opened: bool) -> str:
 def _protocol_client(
     session: aiohttp.ClientSession,
     settings: ApiSettings,
-    timeout: aiohttp.ClientTimeout,
     *,
     redirect_uri: str | None = None,
     clock: WallClock = system_clock,
-) -> OAuthClient:
-    """A bare protocol client (no token store) for the ``[api]`` section's server and app."""
-    return OAuthClient(
+    timeout: aiohttp.ClientTimeout | None = None,
+) -> AiohttpOAuth2Client:
+    """A bare protocol client (no token store) for the ``[api]`` section's server and app;
+    by default with the token endpoint's generous timeout (see :func:`token_timeout`)."""
+    return AiohttpOAuth2Client(
         session,
         base_url=settings.base_url,
         client_id=settings.client_id,
         client_secret=settings.client_secret,
         redirect_uri=redirect_uri,
-        timeout=timeout,
+        timeout=timeout or token_timeout(settings.timeout_s),
         clock=clock,
     )
 
@@ -192,11 +233,12 @@ async def login(
     paste_input: TextIO | None = None,
     timeout_s: float = DEFAULT_LOGIN_TIMEOUT_S,
     clock: WallClock = system_clock,
-    browser: Callable[[str], Any] = webbrowser.open,
-    on_authorize_url: Callable[[str], Any] | None = None,
-) -> dict[str, Any]:
+    browser: Callable[[str], object] = webbrowser.open,
+    on_authorize_url: Callable[[str], object] | None = None,
+) -> TokenRecord:
     """Run the whole login; return the stored record. Raises AuthError on refusal/timeout.
 
+    The callback page answers only once the code is exchanged and the pair stored (or refused).
     ``port`` overrides ``settings.redirect_port`` (0 = any free port, for tests);
     ``on_authorize_url`` is called with the URL once the callback server listens (tests use it
     to play the browser).
@@ -207,12 +249,9 @@ async def login(
         wait_ref, settings.redirect_port if port is None else port
     )
     redirect_uri = f"http://127.0.0.1:{bound_port}{CALLBACK_PATH}"
-    timeout = aiohttp.ClientTimeout(total=settings.timeout_s, connect=min(10.0, settings.timeout_s))
     try:
         async with aiohttp.ClientSession() as session:
-            oauth = _protocol_client(
-                session, settings, timeout, redirect_uri=redirect_uri, clock=clock
-            )
+            oauth = _protocol_client(session, settings, redirect_uri=redirect_uri, clock=clock)
             url, state = oauth.create_authorization_url(
                 oauth.endpoints.authorize, redirect_url=redirect_uri
             )
@@ -225,53 +264,83 @@ async def login(
             print(instructions(url, bound_port, browser_opened=opened), file=out, flush=True)
             log.info("waiting for the login approval", port=bound_port)
             if paste_input is not None:
-                loop = asyncio.get_running_loop()
-
-                def deliver(line: str) -> None:
-                    ok, message = wait.offer(line)
-                    if not ok and not wait.future.done():
-                        print(f"Not accepted: {message}. Paste the full address.", file=out)
-
-                threading.Thread(
-                    target=_read_pasted_lines,
-                    args=(paste_input, loop, deliver),
-                    name="login-paste",
-                    daemon=True,
-                ).start()
-            helper: asyncio.Task[Any] | None = None
+                _read_pastes(paste_input, wait, out)
+            helper: asyncio.Task[object] | None = None
             if on_authorize_url is not None:
                 result = on_authorize_url(url)
                 if asyncio.iscoroutine(result):
                     helper = asyncio.ensure_future(result)
                     helper.add_done_callback(lambda task: _fail_wait_on_error(task, wait))
             try:
-                async with asyncio.timeout(timeout_s):
-                    returned = await wait.future
-            except TimeoutError:
-                raise AuthError(f"no login approval within {timeout_s:g} s; try again") from None
+                code = await _approval(wait, timeout_s)
+                try:
+                    record = await _exchange(oauth, store, redirect_uri, code, state)
+                except TrackerError as exc:
+                    wait.finish(str(exc))
+                    raise
+                wait.finish(None)
             finally:
-                if helper is not None and not helper.done():
-                    answered = wait.future.done() and not wait.future.cancelled()
-                    if answered and wait.future.exception() is None:
-                        await asyncio.wait({helper}, timeout=10)  # let it read the reply page
-                    helper.cancel()
-            try:
-                token = await oauth.fetch_token(
-                    oauth.endpoints.token, authorization_response=returned, state=state
-                )
-            except TokenRefusedError as exc:
-                code = exc.error
-                raise AuthError(
-                    f"the server refused the authorization code ({code}); run `tracker login` "
-                    "again" + (" and check [api] client_id/client_secret"
-                               if code == "invalid_client" else "")
-                ) from None  # fmt: skip
-            with store.locked():
-                record = store.save(token)
+                wait.finish("the login was interrupted")
+                await _settle(helper, wait)
     finally:
         await runner.cleanup()
     log.info("logged in", token_expires_in=record.get("expires_in"), path=str(store.path))
     return record
+
+
+def _read_pastes(paste_input: TextIO, wait: _Wait, out: TextIO) -> None:
+    loop = asyncio.get_running_loop()
+
+    def deliver(line: str) -> None:
+        ok, message = wait.offer(line)
+        if not ok and not wait.future.done():
+            print(f"Not accepted: {message}. Paste the full address.", file=out)
+
+    threading.Thread(
+        target=_read_pasted_lines,
+        args=(paste_input, loop, deliver),
+        name="login-paste",
+        daemon=True,
+    ).start()
+
+
+async def _approval(wait: _Wait, timeout_s: float) -> str:
+    """The authorization code of the first acceptable return."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await wait.future
+    except TimeoutError:
+        raise AuthError(f"no login approval within {timeout_s:g} s; try again") from None
+
+
+async def _exchange(
+    oauth: AiohttpOAuth2Client, store: TokenStore, redirect_uri: str, code: str, state: str
+) -> TokenRecord:
+    """Exchange the code (authlib checks ``state`` once more) and store the pair."""
+    returned = f"{redirect_uri}?{urlencode({'code': code, 'state': state})}"
+    try:
+        token = await oauth.fetch_token(
+            oauth.endpoints.token, authorization_response=returned, state=state
+        )
+    except TokenRefusedError as exc:
+        code = exc.error
+        raise AuthError(
+            f"the server refused the authorization code ({code}); run `tracker login` "
+            "again" + (" and check [api] client_id/client_secret"
+                       if code == "invalid_client" else "")
+        ) from None  # fmt: skip
+    with store.locked():
+        return store.save(token)
+
+
+async def _settle(helper: asyncio.Task[object] | None, wait: _Wait) -> None:
+    """Let a browser-playing helper read the outcome page, then stop it."""
+    if helper is None or helper.done():
+        return
+    answered = wait.future.done() and not wait.future.cancelled()
+    if answered and wait.future.exception() is None:
+        await asyncio.wait({helper}, timeout=10)
+    helper.cancel()
 
 
 async def logout(
@@ -280,10 +349,19 @@ async def logout(
     """Revoke the stored refresh token (RFC 7009) and delete the token file.
 
     Returns (was_logged_in, message). A revocation that fails (network, server) keeps the file
-    so the user can retry, unless ``forget``: then the file is deleted anyway.
+    so the user can retry, unless ``forget``: then the file is deleted anyway. So is a damaged
+    file with ``forget`` (nothing in it can be revoked).
     """
     with store.locked():
-        record = store.load()
+        try:
+            record = store.load()
+        except StorageError as exc:
+            if not forget:
+                raise TrackerError(
+                    f"{exc}; `tracker logout --forget` deletes it without revoking"
+                ) from None
+            store.delete()
+            return False, f"the token file was damaged ({exc}); deleted it without revoking"
         if record is None:
             return False, "not logged in (no stored tokens)"
         if record.get("state") != "logged_in":
@@ -292,10 +370,11 @@ async def logout(
         token, hint = record.get("refresh_token"), "refresh_token"
         if not token:
             token, hint = record.get("access_token"), "access_token"
-        timeout = aiohttp.ClientTimeout(total=settings.timeout_s)
+        request_timeout = aiohttp.ClientTimeout(total=settings.timeout_s)
         try:
             async with aiohttp.ClientSession() as session:
-                oauth = _protocol_client(session, settings, timeout)
+                # A revocation rotates nothing: the plain request timeout is enough.
+                oauth = _protocol_client(session, settings, timeout=request_timeout)
                 await oauth.revoke(str(token), hint)
         except (ApiError, AuthError) as exc:
             if not forget:

@@ -36,7 +36,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Final, TypedDict, cast
 
 from tracker.errors import StorageError
 from tracker.logs import get_logger, register_secret
@@ -57,6 +57,23 @@ log = get_logger("tokens")
 # (lock held, request not sent) and "reply_received" (the server has rotated).
 # A test subprocess sets it to a function that SIGKILLs the process at one chosen step.
 crash_hook: Callable[[str], None] | None = None
+
+
+class TokenRecord(TypedDict, total=False):
+    """What the token file holds (see :class:`TokenStore`)."""
+
+    version: int
+    generation: int
+    state: str  # "logged_in" | "login_needed"
+    access_token: str
+    refresh_token: str
+    token_type: str
+    expires_in: float
+    scope: str
+    received_at: float | None
+    expires_at: float | None
+    saved_at: float
+    reason: str  # login_needed only
 
 
 def checkpoint(step: str) -> None:
@@ -94,7 +111,7 @@ class TokenStore:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def load(self) -> dict[str, Any] | None:
+    def load(self) -> TokenRecord | None:
         """The stored record (tokens or a "login needed" marker), or None when there is none.
 
         A complete temp file with a higher generation than the main file is a save that was
@@ -135,14 +152,14 @@ class TokenStore:
             register_secret(newest.get("refresh_token"))
         return newest
 
-    def load_tokens(self) -> dict[str, Any] | None:
+    def load_tokens(self) -> TokenRecord | None:
         """The stored token record when logged in, else None (no file, or login needed)."""
         record = self.load()
         if record is None or record.get("state") != "logged_in":
             return None
         return record
 
-    def _read(self, path: Path, *, quiet: bool = False) -> dict[str, Any] | None:
+    def _read(self, path: Path, *, quiet: bool = False) -> TokenRecord | None:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -161,25 +178,25 @@ class TokenStore:
             raise StorageError(
                 f"{path}: the token file is damaged; run `tracker login` to replace it"
             )
-        assert isinstance(record, dict)
-        return record
+        return cast(TokenRecord, record)
 
     # -- writing ------------------------------------------------------------------------------
 
-    def save(self, token: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+    def save(self, token: Mapping[str, object], **extra: object) -> TokenRecord:
         """Store a token pair durably (atomic replace + fsyncs). Returns the record written."""
-        record: dict[str, Any] = {k: token[k] for k in _TOKEN_KEYS if token.get(k) is not None}
+        record: dict[str, object] = {k: token[k] for k in _TOKEN_KEYS if token.get(k) is not None}
         if not record.get("access_token"):
             raise StorageError("refusing to store a token reply without an access_token")
-        register_secret(record.get("access_token"))
-        register_secret(record.get("refresh_token"))
+        for secret in ("access_token", "refresh_token"):
+            value = record.get(secret)
+            register_secret(value if isinstance(value, str) else None)
         for key in ("received_at", "expires_at"):
             record[key] = extra.pop(key, token.get(key))
         record.update(extra)
         record["state"] = "logged_in"
         return self._write(record)
 
-    def mark_login_needed(self, reason: str) -> dict[str, Any]:
+    def mark_login_needed(self, reason: str) -> TokenRecord:
         """Replace the (dead) tokens with a "login needed" marker that `status` can show."""
         return self._write({"state": "login_needed", "reason": reason})
 
@@ -200,14 +217,14 @@ class TokenStore:
             _fsync_dir(self.path.parent)
         return existed
 
-    def _write(self, record: dict[str, Any]) -> dict[str, Any]:
+    def _write(self, fields: Mapping[str, object]) -> TokenRecord:
         previous = [self._read(p, quiet=True) for p in (self.path, self.tmp_path)]
         record = {
             "version": FORMAT_VERSION,
             "generation": max(_generation(p) for p in previous if p is not None) + 1
             if any(previous)
             else 1,
-            **record,
+            **fields,
             "saved_at": time.time(),
         }
         data = json.dumps(record, indent=1, sort_keys=True).encode("utf-8")
@@ -233,7 +250,7 @@ class TokenStore:
                 self.tmp_path.unlink()
             what = "disk full" if exc.errno == errno.ENOSPC else exc.strerror
             raise StorageError(f"{self.path}: cannot write the token file: {what}") from None
-        return record
+        return cast(TokenRecord, record)
 
     def _ensure_dir(self) -> None:
         directory = self.path.parent
@@ -276,7 +293,7 @@ class TokenStore:
             self.unlock(fd)
 
 
-def _generation(record: Mapping[str, Any]) -> int:
+def _generation(record: TokenRecord) -> int:
     value = record.get("generation", 0)
     return value if isinstance(value, int) else 0
 
