@@ -44,3 +44,21 @@ def test_secrets_are_masked_everywhere(as_json: bool) -> None:
 def test_scrub_free_text() -> None:
     assert scrub("Authorization: Basic dXNlcjpwYXNz") == "Authorization: Basic ***"
     assert "tok123" not in scrub("?access_token=tok123&x=1")
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_only_secret_keys_are_masked(as_json: bool) -> None:
+    """Before: any key containing "token" was masked, secret or not (``token_ttl=***``)."""
+    stream = io.StringIO()
+    configure_logging("debug", json=as_json, stream=stream)
+    log = get_logger("test")
+    log.info("settings", token_ttl=3600, token_file="/data/tokens.json", refresh_count=2,
+             tokens_seen=4, access_token="acc-not-shown-0001", client_secret="sec-not-shown-01",
+             id_token="id-not-shown-00001", password="pw-not-shown-001",
+             code="code-not-shown-1")  # fmt: skip
+    text = stream.getvalue()
+    for visible in ("3600", "/data/tokens.json", "tokens_seen"):
+        assert visible in text
+    for hidden in ("acc-not-shown", "sec-not-shown", "id-not-shown", "pw-not-shown",
+                   "code-not-shown"):  # fmt: skip
+        assert hidden not in text
