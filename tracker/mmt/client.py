@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Final
+from typing import Final
 
 import aiohttp
 
@@ -52,16 +52,16 @@ log = get_logger("api")
 
 def encode_data(points: Sequence[Point], hr: Sequence[HeartRateSample] = ()) -> str:
     """The ``data`` field: compact JSON, per the contract's decisions."""
-    loc: list[dict[str, Any]] = []
+    loc: list[dict[str, object]] = []
     for p in points:
         second = int(p.timestamp)
-        item: dict[str, Any] = {"lat": round(p.lat, 6), "lon": round(p.lon, 6)}
+        item: dict[str, object] = {"lat": round(p.lat, 6), "lon": round(p.lon, 6)}
         if p.ele is not None:
             item["ele"] = round(p.ele, 1)
         item["timestamp"] = second
         item["unix_timestamp"] = second
         loc.append(item)
-    body: dict[str, Any] = {"loc": loc}
+    body: dict[str, object] = {"loc": loc}
     if hr:
         body["hr"] = [
             {"hr": int(s.hr), "timestamp": int(s.timestamp), "unix_timestamp": int(s.timestamp)}
@@ -255,7 +255,7 @@ class MapMyTracksClient:
         body = await self._call("uploadActivity", fields)
         return _activity_id(body, "uploadActivity")
 
-    async def _call(self, function: str, fields: Sequence[FormField]) -> dict[str, Any]:
+    async def _call(self, function: str, fields: Sequence[FormField]) -> dict[str, object]:
         reply: Reply = await self.oauth.authorized_request(
             "POST", self.oauth.endpoints.api(function), what=function, form=multipart(fields)
         )
@@ -300,29 +300,44 @@ class UnconfiguredClient:
     def _refuse(self) -> LoginNeededError:
         return LoginNeededError(self.login_needed_reason)
 
-    async def start_activity(self, **_: Any) -> int:
+    async def start_activity(
+        self,
+        *,
+        title: str,
+        activity_type: str,
+        status: str,
+        tags: Sequence[str],
+        points: Sequence[Point],
+        hr: Sequence[HeartRateSample] = (),
+    ) -> int:
         raise self._refuse()
 
-    async def update_activity(self, *_: Any, **__: Any) -> None:
+    async def update_activity(
+        self, activity_id: int, points: Sequence[Point], hr: Sequence[HeartRateSample] = ()
+    ) -> None:
         raise self._refuse()
 
-    async def stop_activity(self, *_: Any, **__: Any) -> None:
+    async def stop_activity(self, activity_id: int) -> None:
         raise self._refuse()
 
-    async def upload_activity(self, **_: Any) -> int:
+    async def upload_activity(
+        self, *, gpx: bytes | str, activity_type: str, status: str, title: str
+    ) -> int:
         raise self._refuse()
 
 
-def _activity_id(body: dict[str, Any], function: str) -> int:
+def _activity_id(body: dict[str, object], function: str) -> int:
     value = body.get("activity_id")
     try:
-        activity_id = int(value)  # type: ignore[arg-type]
+        if not isinstance(value, int | float | str):
+            raise TypeError
+        activity_id = int(value)
     except (TypeError, ValueError):
         raise RetryableApiError(f"{function}: the reply has no activity_id") from None
     return activity_id
 
 
-def _expect_ok(body: dict[str, Any], function: str) -> None:
+def _expect_ok(body: dict[str, object], function: str) -> None:
     if body.get("ok") not in (1, "1", True):
         raise RetryableApiError(f"{function}: the reply does not say ok")
 
