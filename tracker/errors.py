@@ -62,12 +62,24 @@ class ApiError(TrackerError):
 
 
 class RetryableApiError(ApiError):
-    """A transient failure: the same request may succeed later."""
+    """A transient failure: the same request may succeed later.
+
+    ``maybe_applied``: the request may have reached the server and been applied (no reply, a
+    reply cut off, a timeout), as opposed to one that surely was not (no connection, an HTTP
+    error status). Idempotent calls do not care; ``uploadActivity`` is not idempotent and must
+    not be sent again blindly after such a failure.
+    """
 
     def __init__(
-        self, message: str, *, status: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        maybe_applied: bool = False,
     ) -> None:
         super().__init__(message, status=status, retryable=True, retry_after=retry_after)
+        self.maybe_applied = maybe_applied
 
 
 class PermanentApiError(ApiError):

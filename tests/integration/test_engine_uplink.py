@@ -40,6 +40,7 @@ async def make(tmp_path: Path, client: object, sleep: FakeSleep) -> tuple[Outbox
         policy=RetryPolicy(initial_s=1, max_s=60),
         sleep=sleep,
         rng=random.Random(1),
+        monotonic=sleep.monotonic,
     )
     return box, up
 
@@ -145,7 +146,10 @@ async def test_outage_backs_off_never_gives_up_then_drains_in_full_batches(
         await box.close()
 
 
-async def test_offline_ride_goes_up_as_one_gpx(tmp_path: Path) -> None:
+async def test_offline_ride_goes_up_live_exactly_once(tmp_path: Path) -> None:
+    """Recorded fully offline, sent when the link is back through the idempotent live endpoints
+    (persisted title, whole-second duplicates dropped): one activity, even with every reply of
+    every endpoint lost while it goes up (uploadActivity has no idempotency handle: never used)."""
     sleep = FakeSleep()
     async with emulator_and_client(tmp_path) as (emu, client):
         box, up = await make(tmp_path, client, sleep)
@@ -156,13 +160,18 @@ async def test_offline_ride_goes_up_as_one_gpx(tmp_path: Path) -> None:
         await up.step()
         await box.update_activity(box.record(rec.local_id).activity.apply(Event.STOP))
         await up.step()
-        emu.set_faults(down=False)
+        emu.set_faults(down=False, lost_reply_rate=0.5, seed=3)
+        for _ in range(30):  # lost replies on start, updates and stop
+            await up.step()
+        emu.set_faults(lost_reply_rate=0.0)
         await up.run_until_drained()
         (remote,) = emu.activities
-        assert remote.state == "uploaded"
+        assert remote.state == "stopped"
         assert [p.timestamp for p in remote.points] == list(range(T0, T0 + 200, 5))
-        assert count(emu, "uploadActivity") == 1
-        assert box.record(rec.local_id).activity.state is ActivityState.UPLOADED
+        lost = sum(n for (_, outcome), n in remote.requests.items() if outcome == "lost_reply")
+        assert lost >= 3
+        assert count(emu, "uploadActivity") == 0
+        assert box.record(rec.local_id).activity.state is ActivityState.STOPPED
         await box.close()
 
 

@@ -42,6 +42,9 @@ class FaultSettings:
     lost_reply_rate: float = 0.0
     down: bool = False  # every /api3/ connection closed at once with no reply
     token_ttl: int | None = None  # access-token lifetime for new tokens (None: the default)
+    # A front end's body size limit (nginx's client_max_body_size): a larger request gets HTTP
+    # 413 and is not applied. None: no limit beyond the server's own.
+    max_body: int | None = None
     seed: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -74,7 +77,7 @@ def _coerce(key: str, raw: Any) -> Any:
                                                     "off"):
             return raw.lower() in ("1", "true", "yes", "on")
         raise FaultError(f"down must be true or false, got {raw!r}")
-    if key in ("token_ttl", "seed"):
+    if key in ("token_ttl", "seed", "max_body"):
         if raw is None or (isinstance(raw, str) and raw.lower() in ("", "none", "null")):
             return None
         value = _number(key, raw)
@@ -82,6 +85,8 @@ def _coerce(key: str, raw: Any) -> Any:
             raise FaultError(f"{key} must be a whole number, got {raw!r}")
         if key == "token_ttl" and value < 1:
             raise FaultError(f"token_ttl must be at least 1 second, got {raw!r}")
+        if key == "max_body" and value < 1:
+            raise FaultError(f"max_body must be at least 1 byte, got {raw!r}")
         return int(value)
     value = _number(key, raw)
     if key == "latency":

@@ -224,6 +224,13 @@ class Emulator:
         if settings.down:
             await self._count_fault(request, endpoint, "down")
             return self._hang_up(request)
+        if settings.max_body is not None and (request.content_length or 0) > settings.max_body:
+            await self._count_fault(request, endpoint, "too_large")
+            return web.json_response(
+                {"function": endpoint, "error": "REQUEST_TOO_LARGE",
+                 "message": f"injected fault: body over {settings.max_body} bytes, not applied"},
+                status=413,
+            )  # fmt: skip
         if settings.latency > 0:
             await self.sleep(settings.latency)
         action, status = self.dice.roll()

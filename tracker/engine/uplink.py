@@ -9,6 +9,9 @@ Rules it keeps (and why):
   repeated points as duplicates: at most one batch per lost reply).
 - **Oldest first, no flood.** After an outage the backlog drains in full batches, oldest first,
   with ``drain_interval_s`` between them: a bounded request rate, no per-point requests.
+- **No ride holds back another.** Each activity waits out its own backoff after a failure; while
+  one is held, the others are served. A ride stopped before its first point is closed locally
+  (``DISCARDED``) and never sent.
 - **Never give up.** Retryable failures (timeouts, connection errors, 5xx, 429) wait by the
   declared :class:`~tracker.retry.RetryPolicy` (exponential, jittered, capped) or the server's
   ``Retry-After`` when longer. A refused login waits the same way: the rider may log in again
@@ -17,9 +20,13 @@ Rules it keeps (and why):
   before the first request), so a lost ``startActivity`` reply never makes a second activity.
 - **Stop after the last point.** ``stopActivity`` goes only once every point of the activity is
   confirmed.
-- **GPX fallback.** An activity that was never started live before it was stopped (recorded fully
-  offline), or that the server kept rejecting (``permanent_failures_before_upload`` permanent
-  errors in a row), goes up as one GPX file through ``uploadActivity``.
+- **Exactly once.** A ride recorded fully offline still goes up through the live endpoints
+  (start with its persisted title, updates, stop): they are idempotent, ``uploadActivity`` is not.
+- **GPX fallback** only for an activity the server kept rejecting live
+  (``permanent_failures_before_upload`` permanent errors in a row). It is sent again only after a
+  failure that proves it was not applied; after a lost reply it becomes ``UNCONFIRMED`` (not
+  retried: a second copy would appear), after a refusal ``REJECTED``; both keep their points for
+  `tracker export`.
 
 Time comes from an injected ``sleep``/``monotonic`` pair, so tests drive it with a fake clock.
 """
@@ -34,7 +41,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from tracker.config import ActivitySettings, UplinkSettings
-from tracker.errors import AuthError, LoginNeededError, PermanentApiError
+from tracker.errors import AuthError, LoginNeededError, PermanentApiError, RetryableApiError
 from tracker.logs import get_logger
 from tracker.model import HeartRateSample, Point
 from tracker.retry import Backoff, RetryPolicy, uplink_policy
@@ -99,6 +106,7 @@ class Uplink:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
         permanent_failures_before_upload: int = 3,
     ) -> None:
         self.outbox = outbox
@@ -108,8 +116,12 @@ class Uplink:
         self.build_gpx = build_gpx
         self._sleep = sleep
         self._wall = wall_clock
-        draw = (rng or random.Random()).random
-        self._backoff = Backoff(policy or uplink_policy(uplink.max_backoff_s), sleep, draw=draw)
+        self._policy = policy or uplink_policy(uplink.max_backoff_s)
+        self._draw = (rng or random.Random()).random
+        self._mono = monotonic
+        # Per activity: its own backoff and when it may be tried again (no ride holds another).
+        self._held: dict[int, _Hold] = {}
+        self._backing_off = False
         self.status = LinkStatus()
         self._wake = asyncio.Event()
         self._permanent: dict[int, int] = {}
@@ -123,21 +135,24 @@ class Uplink:
         """Forever: one step, then wait as the step says (interval, drain pause or backoff)."""
         while True:
             pause = await self.step()
-            await self._pause(pause, wakeable=self._backoff.attempt == 0)
+            await self._pause(pause, wakeable=not self._backing_off)
 
     async def run_until_drained(self) -> None:
         """Steps until no activity has work left, keeping the same pauses between requests
         (backoff, drain pacing) but not the batch interval (tests, benchmarks)."""
         while self.has_work():
             pause = await self.step()
-            if self._backoff.attempt or self.has_work():
-                failing = self._backoff.attempt > 0
+            if self._backing_off or self.has_work():
                 await self._pause(
-                    pause if failing else self.settings.drain_interval_s, wakeable=False
+                    pause if self._backing_off else self.settings.drain_interval_s, wakeable=False
                 )
 
     def has_work(self) -> bool:
-        return self._next_record() is not None
+        return any(self._work_for(rec) for rec in self.outbox.activities())
+
+    def held(self, local_id: int) -> _Hold | None:
+        """The backoff an activity is waiting out after a failure (None: not held)."""
+        return self._held.get(local_id)
 
     async def _pause(self, seconds: float, *, wakeable: bool) -> None:
         if seconds <= 0:
@@ -162,29 +177,48 @@ class Uplink:
 
     async def step(self) -> float:
         """Do one request's worth of work; return how long to wait before the next step."""
-        rec = self._next_record()
+        rec, _ = self._next_record()
         if rec is None:
-            if self.status.state in ("up", "down") and self._backoff.attempt == 0:
-                self.status.state = "idle" if self.status.state == "up" else self.status.state
+            self._backing_off = False
+            if self.status.state == "up":
+                self.status.state = "idle"
             return self.settings.batch_interval_s
         try:
             more = await self._work(rec)
         except Exception as exc:
-            return await self._failed(rec, exc)
+            delay = await self._failed(rec, exc)
+            _, wait = self._next_record()
+            self._backing_off = wait is not None and wait > 0
+            return max(wait, self.settings.drain_interval_s) if wait is not None else delay
+        self._backing_off = False
         if more is None:  # nothing could be sent yet (the last points are being committed)
             return self.settings.drain_interval_s
-        self._backoff.reset()
+        self._held.pop(rec.local_id, None)
         self.status.state = "up"
         self.status.last_success_wall = self._wall()
         self.status.last_error = None
         self.status.next_retry_in_s = None
         return self.settings.drain_interval_s if more else self.settings.batch_interval_s
 
-    def _next_record(self) -> ActivityRecord | None:
+    def _next_record(self) -> tuple[ActivityRecord | None, float | None]:
+        """The activity to serve next and the seconds until it is due (None: no work at all).
+
+        The oldest activity with work that is not waiting out a backoff is due now (0.0); when
+        all of them are held, the one whose backoff ends first, with the time left. ``run``
+        sleeps that long before the next step; a direct ``step()`` is taken as "after it"."""
+        now = self._mono()
+        soonest: tuple[float, ActivityRecord] | None = None
         for rec in self.outbox.activities():  # oldest activity first
-            if self._work_for(rec):
-                return rec
-        return None
+            if not self._work_for(rec):
+                continue
+            hold = self._held.get(rec.local_id)
+            if hold is None or hold.until <= now:
+                return rec, 0.0
+            if soonest is None or hold.until < soonest[0]:
+                soonest = (hold.until, rec)
+        if soonest is None:
+            return None, None
+        return soonest[1], soonest[0] - now
 
     @staticmethod
     def _work_for(rec: ActivityRecord) -> bool:
@@ -205,20 +239,18 @@ class Uplink:
         limit = self.settings.max_batch_points
         if not self.outbox.settled(a.local_id) and a.state is not ActivityState.RECORDING:
             return None  # the last points are still being committed: next step
+        if a.state is ActivityState.STOPPING and a.remote_id is None and rec.points_recorded == 0:
+            # Stopped before its first point (a double press, a cold receiver): nothing can be
+            # sent (v3 needs a point to start), so it is closed here and holds back nobody.
+            await self.outbox.update_activity(a.apply(Event.DISCARD))
+            log.info(
+                "activity stopped before its first point; closed locally, nothing to send",
+                title=a.title,
+                hr_samples_kept_locally=len(rec.pending_hr),
+            )
+            return False
         if a.needs_upload:
             await self._upload(rec)
-            return False
-        if (
-            a.remote_id is None
-            and a.state is ActivityState.STOPPING
-            and not a.upload_only
-            and rec.requests > 0
-        ):
-            # Recorded offline: every start failed until the ride stopped. One GPX upload
-            # beats start + N updates + stop once the link is back.
-            log.info("activity was recorded offline; uploading it as GPX", title=a.title)
-            await self.outbox.update_activity(activity_with(rec, upload_only=True))
-            await self._upload(self.outbox.record(a.local_id))
             return False
         points, hr = self.outbox.pending(a.local_id, limit)
         # Heart-rate samples with no point left to carry them (GPS lost, strap still on) go
@@ -259,19 +291,39 @@ class Uplink:
         a = rec.activity
         points = await self.outbox.all_points(a.local_id)
         if not points:
-            log.warning("activity has no points; nothing to upload", title=a.title)
-            await self.outbox.update_activity(_finish(rec))
+            await self.outbox.update_activity(_stopped(a).apply(Event.DISCARD))
+            log.info("activity has no points; closed locally, nothing to upload", title=a.title)
             return
         gpx = self.build_gpx(points, a.title)
-        remote_id = await self._call(
-            rec,
-            self.api.upload_activity(
-                gpx=gpx,
-                activity_type=self.activity_settings.type,
-                status=self.activity_settings.status,
+        try:
+            remote_id = await self._call(
+                rec,
+                self.api.upload_activity(
+                    gpx=gpx,
+                    activity_type=self.activity_settings.type,
+                    status=self.activity_settings.status,
+                    title=a.title,
+                ),
+            )
+        except RetryableApiError as exc:
+            if not exc.maybe_applied:
+                raise  # surely not applied: the backoff sends it again
+            await self.outbox.update_activity(_stopped(a).apply(Event.UPLOAD_LOST))
+            log.error(
+                "the GPX upload's reply was lost; not sent again, since that could make a second "
+                "copy: check the website, `tracker export` writes the GPX",
                 title=a.title,
-            ),
-        )
+                error=str(exc),
+            )
+            return
+        except PermanentApiError as exc:
+            await self.outbox.update_activity(_stopped(a).apply(Event.UPLOAD_REFUSED))
+            log.error(
+                "the server refused the GPX upload; the ride stays on disk (`tracker export`)",
+                title=a.title,
+                error=str(exc),
+            )
+            return
         rec = self.outbox.record(a.local_id)
         done = _finish(rec)
         await self.outbox.update_activity(replace(done, remote_id=int(remote_id)))
@@ -294,7 +346,14 @@ class Uplink:
 
     async def _failed(self, rec: ActivityRecord, exc: Exception) -> float:
         self.status.failures += 1
-        delay = self._backoff.failure(getattr(exc, "retry_after", None))
+        hold = self._held.get(rec.local_id)
+        if hold is None:
+            hold = self._held[rec.local_id] = _Hold(
+                Backoff(self._policy, self._sleep, draw=self._draw)
+            )
+        delay = hold.backoff.failure(getattr(exc, "retry_after", None))
+        hold.until = self._mono() + delay
+        hold.error = f"{type(exc).__name__}: {exc}"
         self.status.next_retry_in_s = delay
         self.status.last_error = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, LoginNeededError | AuthError):
@@ -320,23 +379,35 @@ class Uplink:
                     title=rec.activity.title,
                 )
                 await self.outbox.update_activity(activity_with(rec, upload_only=True))
-                self._backoff.reset()
+                self._held.pop(rec.local_id, None)
                 return 0.0
         else:
             self.status.state = "down"
-            if self._backoff.attempt == 1 or self._backoff.attempt % 10 == 0:
+            attempt = hold.backoff.attempt
+            if attempt == 1 or attempt % 10 == 0:
                 log.warning(
                     "upload failed; will retry",
+                    title=rec.activity.title,
                     error=self.status.last_error,
-                    attempt=self._backoff.attempt,
+                    attempt=attempt,
                     retry_in_s=round(delay, 1),
                     waiting=self.outbox.pending_count(),
                 )
         return delay
 
 
+@dataclass
+class _Hold:
+    """One activity waiting out its own backoff after a failure."""
+
+    backoff: Backoff
+    until: float = 0.0  # monotonic time before which it is not tried again
+    error: str | None = None
+
+
+def _stopped(a: Activity) -> Activity:
+    return a.apply(Event.STOP) if a.state is ActivityState.RECORDING else a
+
+
 def _finish(rec: ActivityRecord) -> Activity:
-    a = rec.activity
-    if a.state is ActivityState.RECORDING:
-        a = a.apply(Event.STOP)
-    return a.apply(Event.UPLOAD_CONFIRMED)
+    return _stopped(rec.activity).apply(Event.UPLOAD_CONFIRMED)

@@ -268,6 +268,7 @@ class MapMyTracksClient:
             raise RetryableApiError(
                 f"{function}: the reply is not the API's JSON (HTTP {reply.status_code})",
                 status=reply.status_code,
+                maybe_applied=True,  # a 200 from something in between: no telling what it did
             )
         return body
 
@@ -333,13 +334,15 @@ def _activity_id(body: dict[str, object], function: str) -> int:
             raise TypeError
         activity_id = int(value)
     except (TypeError, ValueError):
-        raise RetryableApiError(f"{function}: the reply has no activity_id") from None
+        raise RetryableApiError(
+            f"{function}: the reply has no activity_id", maybe_applied=True
+        ) from None
     return activity_id
 
 
 def _expect_ok(body: dict[str, object], function: str) -> None:
     if body.get("ok") not in (1, "1", True):
-        raise RetryableApiError(f"{function}: the reply does not say ok")
+        raise RetryableApiError(f"{function}: the reply does not say ok", maybe_applied=True)
 
 
 def _safe_filename(title: str) -> str:

@@ -227,20 +227,26 @@ async def send(
             content = await _read(resp, what, max_bytes)
             return Reply(resp.status, dict(resp.headers), content, what)
     except TimeoutError:
-        raise RetryableApiError(f"{what}: no reply within {timeout.total:g} s") from None
+        raise RetryableApiError(
+            f"{what}: no reply within {timeout.total:g} s", maybe_applied=True
+        ) from None
     except aiohttp.ServerDisconnectedError:
         raise RetryableApiError(
-            f"{what}: the server closed the connection without a reply"
+            f"{what}: the server closed the connection without a reply", maybe_applied=True
         ) from None
     except aiohttp.ClientPayloadError:
-        raise RetryableApiError(f"{what}: the reply was cut off") from None
+        raise RetryableApiError(f"{what}: the reply was cut off", maybe_applied=True) from None
     except aiohttp.ClientConnectorError as exc:
         reason = scrub(str(exc.os_error.strerror or exc.os_error)) if exc.os_error else "failed"
         raise RetryableApiError(f"{what}: cannot connect to the server: {reason}") from None
     except aiohttp.ClientError as exc:
-        raise RetryableApiError(f"{what}: connection failed ({type(exc).__name__})") from None
+        raise RetryableApiError(
+            f"{what}: connection failed ({type(exc).__name__})", maybe_applied=True
+        ) from None
     except OSError as exc:
-        raise RetryableApiError(f"{what}: network error: {exc.strerror or 'failed'}") from None
+        raise RetryableApiError(
+            f"{what}: network error: {exc.strerror or 'failed'}", maybe_applied=True
+        ) from None
 
 
 async def _read(resp: aiohttp.ClientResponse, what: str, max_bytes: int | None) -> bytes:

@@ -10,8 +10,16 @@ means the engine, the outbox and the uplink cannot disagree about what "stopping
   A service restart is *not* a stop: a recording activity stays recording across restarts.
 - ``STOPPING``: no new points; the uplink still sends what waits, then ``stopActivity``.
 - ``STOPPED``: the server has every point and has closed the activity.
-- ``UPLOADED``: live streaming was impossible (recorded fully offline, or the server kept
-  rejecting it), so the ride went up as one GPX file through ``uploadActivity``.
+- ``UPLOADED``: the server kept refusing the live stream, so the ride went up as one GPX file
+  through ``uploadActivity`` (a ride recorded offline still streams live once the link is back:
+  the live endpoints are idempotent, ``uploadActivity`` is not).
+- ``DISCARDED``: stopped before a single point was recorded (a double press, a cold receiver):
+  closed locally, never sent, so it cannot hold back the rides after it.
+- ``REJECTED``: the server refused the GPX upload too (a 413, a 403): repeating it will not help.
+  Its points stay on disk for `tracker export`.
+- ``UNCONFIRMED``: the GPX upload's reply was lost. ``uploadActivity`` has no idempotency handle,
+  so sending it again could make a second copy: it is not retried; the rider checks the website
+  and can `tracker export` it.
 
 Titles: every activity gets a unique title when it is created, persisted before the first
 request. v3 offers no other idempotency handle: a retried ``startActivity`` after a lost reply
@@ -31,6 +39,9 @@ class ActivityState(Enum):
     STOPPING = "stopping"
     STOPPED = "stopped"
     UPLOADED = "uploaded"
+    DISCARDED = "discarded"
+    REJECTED = "rejected"
+    UNCONFIRMED = "unconfirmed"
 
 
 class Trigger(Enum):
@@ -48,6 +59,9 @@ class Event(Enum):
     STOP = "stop"
     STOP_CONFIRMED = "stop_confirmed"  # every point out and stopActivity answered
     UPLOAD_CONFIRMED = "upload_confirmed"  # the GPX fallback was accepted
+    DISCARD = "discard"  # stopped with no point recorded: nothing to send
+    UPLOAD_REFUSED = "upload_refused"  # the server refused the GPX fallback for good
+    UPLOAD_LOST = "upload_lost"  # the GPX fallback's reply was lost: it may or may not exist
 
 
 class InvalidTransition(ValueError):
@@ -62,6 +76,11 @@ _TRANSITIONS: dict[tuple[ActivityState, Event], ActivityState] = {
     (ActivityState.STOPPING, Event.STOP_CONFIRMED): ActivityState.STOPPED,
     (ActivityState.STOPPING, Event.UPLOAD_CONFIRMED): ActivityState.UPLOADED,
     (ActivityState.STOPPED, Event.UPLOAD_CONFIRMED): ActivityState.UPLOADED,
+    (ActivityState.STOPPING, Event.DISCARD): ActivityState.DISCARDED,
+    (ActivityState.STOPPING, Event.UPLOAD_REFUSED): ActivityState.REJECTED,
+    (ActivityState.STOPPED, Event.UPLOAD_REFUSED): ActivityState.REJECTED,
+    (ActivityState.STOPPING, Event.UPLOAD_LOST): ActivityState.UNCONFIRMED,
+    (ActivityState.STOPPED, Event.UPLOAD_LOST): ActivityState.UNCONFIRMED,
 }
 
 # Repeats that are answered "nothing to do" rather than treated as errors: a second press of
@@ -75,11 +94,30 @@ _NO_OPS: frozenset[tuple[ActivityState, Event]] = frozenset(
         (ActivityState.UPLOADED, Event.STOP),
         (ActivityState.STOPPED, Event.STOP_CONFIRMED),
         (ActivityState.UPLOADED, Event.UPLOAD_CONFIRMED),
+        (ActivityState.DISCARDED, Event.STOP),
+        (ActivityState.DISCARDED, Event.DISCARD),
+        (ActivityState.REJECTED, Event.STOP),
+        (ActivityState.UNCONFIRMED, Event.STOP),
     }
 )
 
 # A finished activity leaves the rider idle: a start from these creates a new activity.
-FINISHED = frozenset({ActivityState.STOPPED, ActivityState.UPLOADED})
+FINISHED = frozenset(
+    {
+        ActivityState.STOPPED,
+        ActivityState.UPLOADED,
+        ActivityState.DISCARDED,
+        ActivityState.REJECTED,
+        ActivityState.UNCONFIRMED,
+    }
+)
+# Finished with nothing left to keep: the server has the ride, or there was none. Only these may
+# be pruned when the disk runs full (a refused or unconfirmed ride is the rider's only copy).
+PRUNABLE = frozenset({ActivityState.STOPPED, ActivityState.UPLOADED, ActivityState.DISCARDED})
+# Finished, but the server may not have the ride: its points stay on disk for `tracker export`.
+NOT_ON_SERVER = frozenset(
+    {ActivityState.DISCARDED, ActivityState.REJECTED, ActivityState.UNCONFIRMED}
+)
 # States in which the uplink still has work.
 OPEN = frozenset({ActivityState.RECORDING, ActivityState.STOPPING})
 

@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 
 from tracker.logs import get_logger
 from tracker.model import HeartRateSample, Point
-from tracker.ride.activity import FINISHED, Activity, ActivityState
+from tracker.ride.activity import FINISHED, PRUNABLE, Activity, ActivityState
 
 log = get_logger("outbox")
 T = TypeVar("T")
@@ -509,7 +509,8 @@ class Outbox:
             finished = [
                 int(r[0])
                 for r in db.execute(
-                    "SELECT id FROM activities WHERE state IN ('stopped','uploaded') ORDER BY id"
+                    "SELECT id FROM activities WHERE state IN "  # noqa: S608 - our own constants
+                    f"({','.join(repr(s.value) for s in sorted(PRUNABLE, key=str))}) ORDER BY id"
                 )
             ]
             self._prune_sync([], finished, force=True)
