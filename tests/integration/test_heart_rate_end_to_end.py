@@ -247,8 +247,9 @@ async def test_heart_rate_after_the_last_fix_reaches_the_server(tmp_path: Path) 
 
 async def test_heart_rate_without_any_point_to_carry_it_is_still_sent(tmp_path: Path) -> None:
     """One fix, then the GPS is lost while the strap goes on: the start (with that point) is
-    confirmed, and from then on only HR samples wait. They go up live, in updates of their own
-    (an empty ``loc``), and nothing is left in the outbox when the ride stops."""
+    confirmed, and from then on only HR samples wait. v3 refuses an update with an empty ``loc``,
+    so they wait for a point; at the stop the ride's last point goes again to carry them (the
+    server counts it as a duplicate), and nothing is left in the outbox."""
     data = tmp_path / "data"
     radio = FakeRadio()
     async with running_emulator() as emu, riding(emu, data, radio) as (svc, ride):
@@ -259,8 +260,6 @@ async def test_heart_rate_without_any_point_to_carry_it_is_still_sent(tmp_path: 
         for second in range(1, 5):
             await ride.beat(link, second + 0.5, 110 + second)
         assert svc.counters.hr_samples == 5
-        # Live, without waiting for a point to carry them:
-        await until(lambda: len(emu.activities[0].hr) == 5)
         reply = await asyncio.to_thread(send_command, data, "stop")
         assert reply["stopped"] is True
         await until(lambda: bool(emu.activities) and emu.activities[0].state == "stopped")
@@ -269,6 +268,8 @@ async def test_heart_rate_without_any_point_to_carry_it_is_still_sent(tmp_path: 
         assert rec.pending_hr == []
     assert remote["hr"] == [{"hr": 110 + s, "timestamp": T0 + s} for s in range(5)]
     assert remote["points"] == [{"lat": 45.0, "lon": 7.0, "ele": 200.0, "timestamp": T0}]
+    assert remote["duplicates"] == 1  # the carrier
+    assert "updateActivity" in remote["requests"]
 
 
 async def test_a_wrong_heart_rate_device_is_said_once_and_the_ride_goes_on(

@@ -35,7 +35,7 @@ def test_any_split_into_batches_with_retries_stores_each_second_once(ts, data):
     for i, batch in enumerate(batches):
         resend_previous = i > 0 and data.draw(st.booleans())
         payload_ts = (batches[i - 1] + batch) if resend_previous else batch
-        payload = parse_payload(body(payload_ts), require_points=True)
+        payload = parse_payload(body(payload_ts))
         activity.check_append(payload)
         activity.append(payload)
         sent += len(payload_ts)
@@ -53,7 +53,7 @@ def test_out_of_order_requests_are_rejected_whole(ts):
         return
     shuffled = [ts[-1], *ts[:-1]]
     with pytest.raises(RejectedError, match="strictly increase"):
-        parse_payload(body(shuffled), require_points=True)
+        parse_payload(body(shuffled))
 
 
 json_values = st.recursive(
@@ -69,11 +69,11 @@ json_values = st.recursive(
 def test_arbitrary_json_is_either_accepted_or_rejected_cleanly(value: Any):
     message = ""
     try:
-        payload = parse_payload(json.dumps(value), require_points=False)
+        payload = parse_payload(json.dumps(value))
     except RejectedError as exc:
         message = str(exc)
     else:
-        assert payload.loc or payload.hr
+        assert payload.loc
         return
     assert message  # a rejection always says why
 
@@ -81,4 +81,4 @@ def test_arbitrary_json_is_either_accepted_or_rejected_cleanly(value: Any):
 @given(st.text(max_size=50))
 def test_arbitrary_text_never_crashes(text):
     with contextlib.suppress(RejectedError):
-        parse_payload(text, require_points=True)
+        parse_payload(text)

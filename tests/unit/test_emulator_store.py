@@ -37,18 +37,17 @@ def activity() -> Activity:
 
 
 def test_parse_payload_keeps_order_and_values():
-    payload = parse_payload(raw(T0, T0 + 2, hr=(T0,)), require_points=True)
+    payload = parse_payload(raw(T0, T0 + 2, hr=(T0,)))
     assert payload.loc == (StoredPoint(T0, 51.0, 1.0, 3.5), StoredPoint(T0 + 2, 51.0, 1.0, 3.5))
     assert payload.hr == (StoredHeartRate(T0, 100),)
 
 
-def test_hr_only_update_is_allowed_but_not_for_a_start():
+def test_heart_rate_without_a_point_is_refused_as_the_contract_says():
     body = json.dumps({"loc": [], "hr": [{"hr": 99, "timestamp": T0, "unix_timestamp": T0}]})
-    assert parse_payload(body, require_points=False).hr == (StoredHeartRate(T0, 99),)
     with pytest.raises(RejectedError, match="at least one"):
-        parse_payload(body, require_points=True)
-    with pytest.raises(RejectedError, match="no points"):
-        parse_payload('{"loc": []}', require_points=False)
+        parse_payload(body)
+    with pytest.raises(RejectedError, match="at least one"):
+        parse_payload('{"loc": []}')
 
 
 @pytest.mark.parametrize("value", [True, "1763809643", 1763809643.0, None])
@@ -56,7 +55,7 @@ def test_timestamps_must_be_json_integers(value):
     body = json.dumps({"loc": [{"lat": 1, "lon": 1, "timestamp": value,
                                 "unix_timestamp": value}]})
     with pytest.raises(RejectedError, match="whole UTC second"):
-        parse_payload(body, require_points=True)
+        parse_payload(body)
 
 
 @pytest.mark.parametrize("value", [float("nan"), True, "1"])
@@ -64,22 +63,22 @@ def test_coordinates_must_be_finite_numbers(value):
     body = json.dumps({"loc": [{"lat": value, "lon": 1, "timestamp": T0,
                                 "unix_timestamp": T0}]})
     with pytest.raises(RejectedError, match="lat"):
-        parse_payload(body, require_points=True)
+        parse_payload(body)
 
 
 def test_boundaries_of_ranges_are_accepted():
     body = json.dumps({"loc": [
         {"lat": -90, "lon": -180, "timestamp": T0, "unix_timestamp": T0},
         {"lat": 90, "lon": 180, "ele": -430.5, "timestamp": T0 + 1, "unix_timestamp": T0 + 1}]})
-    assert len(parse_payload(body, require_points=True).loc) == 2
+    assert len(parse_payload(body).loc) == 2
 
 
 def test_append_stores_new_and_counts_retries():
     a = activity()
-    first = parse_payload(raw(T0, T0 + 1), require_points=True)
+    first = parse_payload(raw(T0, T0 + 1))
     a.check_append(first)
     assert a.append(first) == (2, 0)
-    retry = parse_payload(raw(T0 + 1, T0 + 2), require_points=True)
+    retry = parse_payload(raw(T0 + 1, T0 + 2))
     a.check_append(retry)
     assert a.append(retry) == (1, 1)
     assert [p.timestamp for p in a.points] == [T0, T0 + 1, T0 + 2]

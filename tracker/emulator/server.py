@@ -496,7 +496,7 @@ class Emulator:
         activity_type = parse_activity_type(self._text(fields, "activity_type"), required=False)
         title = self._text(fields, "activity_title") or ""
         tags = self._text(fields, "tags") or ""
-        payload = parse_payload(self._text(fields, "data"), require_points=True)
+        payload = parse_payload(self._text(fields, "data"))
         activity = self.store.by_title(title)
         if activity is not None:
             if activity.state != "live":
@@ -524,7 +524,7 @@ class Emulator:
 
     def _update(self, fields: MultiDictProxy[Any]) -> tuple[dict[str, Any], Activity]:
         activity = self._live_activity(fields)
-        payload = parse_payload(self._text(fields, "data"), require_points=False)
+        payload = parse_payload(self._text(fields, "data"))
         if activity.state != "live":
             raise RejectedError(f"activity {activity.id} is {activity.state}, not live")
         activity.check_append(payload)

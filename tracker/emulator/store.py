@@ -269,8 +269,9 @@ def parse_activity_id(value: str | None) -> int:
     return int(value)
 
 
-def parse_payload(raw: str | None, *, require_points: bool) -> Payload:
-    """Check the ``data`` field. ``require_points``: at least one ``loc`` point (a start)."""
+def parse_payload(raw: str | None) -> Payload:
+    """Check the ``data`` field: ``loc`` is required and non-empty in a start and an update
+    alike (heart rate rides with points; the contract refuses ``"loc": []``)."""
     if raw is None or raw == "":
         raise RejectedError("data is required")
     try:
@@ -292,10 +293,8 @@ def parse_payload(raw: str | None, *, require_points: bool) -> Payload:
             raise RejectedError("data.hr must be omitted when there are no samples, not empty")
     loc = tuple(_parse_point(i, item) for i, item in enumerate(loc_raw))
     hr = tuple(_parse_hr(i, item) for i, item in enumerate(hr_raw or []))
-    if require_points and not loc:
+    if not loc:
         raise RejectedError("data.loc must hold at least one point")
-    if not loc and not hr:
-        raise RejectedError("data holds no points and no heart-rate samples")
     _check_increasing([p.timestamp for p in loc], "loc")
     _check_increasing([s.timestamp for s in hr], "hr")
     return Payload(loc=loc, hr=hr)

@@ -228,8 +228,9 @@ class Uplink:
         if a.upload_only:
             return False
         if a.state is ActivityState.RECORDING:
-            # Heart rate alone goes too once the activity exists (GPS lost, strap still on).
-            return bool(rec.pending) or bool(rec.pending_hr and a.remote_id is not None)
+            # Heart rate rides with points (v3 refuses an empty ``loc``): samples wait for the
+            # next point, which the sampler's delay bound brings within max_delay_s.
+            return bool(rec.pending)
         return a.state is ActivityState.STOPPING
 
     async def _work(self, rec: ActivityRecord) -> bool | None:
@@ -253,9 +254,21 @@ class Uplink:
             await self._upload(rec)
             return False
         points, hr = self.outbox.pending(a.local_id, limit)
-        # Heart-rate samples with no point left to carry them (GPS lost, strap still on) go
-        # in an update of their own, before any stopActivity: never left behind in the outbox.
-        if points or (hr and a.remote_id is not None):
+        if not points and hr and a.remote_id is not None and a.state is ActivityState.STOPPING:
+            # Samples after the ride's last point (GPS lost, strap still on) have no new point
+            # to ride with: the last point goes again and carries them. The server keeps one
+            # point per whole second, so the repeat is counted as a duplicate, not stored.
+            sent = [
+                p for p in await self.outbox.all_points(a.local_id) if p.timestamp <= rec.sent_upto
+            ]
+            points = sent[-1:]
+            if not points:
+                return None  # the ride's points are not on disk yet (memory mode): next step
+            await self._call(rec, self.api.update_activity(a.remote_id, points, hr))
+            await self.outbox.confirm(a.local_id, [], hr)
+            self.status.hr_sent += len(hr)
+            return False
+        if points:
             if a.remote_id is None:
                 remote_id = await self._call(
                     rec,

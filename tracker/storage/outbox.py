@@ -151,6 +151,7 @@ class Outbox:
         self._next_retry = 0.0
         self.commits = 0
         self._lock = asyncio.Lock()
+        self._in_flight: _Batch | None = None  # the batch a commit is writing right now
         self._state_provider: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -272,8 +273,14 @@ class Outbox:
         """Every staged point of this activity is already sendable (committed, or held in
         memory because the disk failed): nothing is on its way to the pending list."""
         rec = self._records[local_id]
+        flight = self._in_flight
+        if flight is not None and (flight.points.get(local_id) or flight.hr.get(local_id)):
+            return False  # taken off the stage by a commit that is still writing them
         known = max(rec.sent_upto, rec.pending[-1].timestamp if rec.pending else -1)
-        return all(p.timestamp <= known for p in rec.staged)
+        known_hr = max(rec.hr_sent_upto, rec.pending_hr[-1].timestamp if rec.pending_hr else -1)
+        return all(p.timestamp <= known for p in rec.staged) and all(
+            s.timestamp <= known_hr for s in rec.staged_hr
+        )
 
     def unsaved_count(self) -> int:
         return sum(len(r.staged) for r in self._records.values())
@@ -313,6 +320,7 @@ class Outbox:
             batch = self._take_batch()
             if not batch.has_work():
                 return
+            self._in_flight = batch
             # Once a batch is off the stage it must reach the disk (or the memory copy) even if
             # this commit is cancelled mid-write, as a clean shutdown cancels the commit task:
             # the write runs shielded and a cancellation waits for it before going on.
@@ -325,6 +333,12 @@ class Outbox:
                 raise
 
     async def _commit_batch(self, batch: _Batch) -> None:
+        try:
+            await self._write_batch(batch)
+        finally:
+            self._in_flight = None
+
+    async def _write_batch(self, batch: _Batch) -> None:
         if self.storage_error is not None and not self._may_retry_disk():
             self._keep_in_memory(batch, durable=False)
             return
