@@ -120,10 +120,11 @@ def write_run_config(
     batch_interval_s: float,
     title_prefix: str | None = None,
     max_batch_points: int | None = None,
+    autostart: bool = True,
     more: str = "",
 ) -> Path:
     """The config file of a real `tracker run` against the emulator ``emu``: ``gps`` is the whole
-    [gps] section, ``more`` any further sections; autostart on, no GPIO."""
+    [gps] section, ``more`` any further sections; no GPIO."""
     title = "" if title_prefix is None else f'title_prefix = "{title_prefix}"'
     batch = "" if max_batch_points is None else f"max_batch_points = {max_batch_points}"
     path.write_text(
@@ -137,7 +138,7 @@ client_id = "{emu.client_id}"
 client_secret = "{emu.client_secret}"
 timeout_s = 5.0
 [activity]
-autostart = true
+autostart = {"true" if autostart else "false"}
 {title}
 [uplink]
 batch_interval_s = {batch_interval_s}

@@ -1,0 +1,54 @@
+"""A real `tracker run` (real pty receiver, real emulator): a double press before the receiver
+has a fix must not hold back the ride that follows (issue 14, defect 1: the empty activity stayed
+``stopping`` for good and no later ride was ever sent, also after a restart)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+from tracker.emulator.runner import running_emulator
+from tracker.engine.control_socket import send_command, socket_path
+from tracker.gps.fake import FakeReceiver
+from tracker.mmt.tokens import TokenStore
+
+from ..conftest import shared_file
+from .engine_support import service_status, tracker_process, until, write_run_config
+
+WALK = ("gpsd", "haicom-305N.log")  # a real 1 Hz receiver, 74 epochs of walking
+
+
+async def command(data: Path, cmd: str) -> dict[str, object]:
+    return await asyncio.to_thread(send_command, data, cmd, timeout_s=5.0)
+
+
+async def test_a_double_press_before_the_first_fix_holds_back_nothing(tmp_path: Path) -> None:
+    log = shared_file(*WALK)
+    data = tmp_path / "data"
+    link = tmp_path / "gps0"  # no receiver there yet: a cold start at home
+    async with running_emulator() as emu:
+        TokenStore.in_dir(data).save(emu.issue_tokens())
+        gps = f'[gps]\nsource = "serial"\ndevice = "{link}"\nbaud = 4800'
+        cfg = write_run_config(
+            tmp_path / "c.toml", data, emu, gps, batch_interval_s=0.1, autostart=False
+        )
+        proc = await tracker_process("run", "--config", str(cfg))
+        try:
+            await until(lambda: socket_path(data).exists())
+            assert (await command(data, "start"))["started"] is True  # the double press
+            assert (await command(data, "stop"))["stopped"] is True
+            with FakeReceiver(log, link=link, speed=8.0) as receiver:
+                await asyncio.to_thread(receiver.wait_epochs, 3, 30)
+                assert (await command(data, "start"))["started"] is True  # the real ride
+                await asyncio.to_thread(receiver.done.wait, 60)
+                assert (await command(data, "stop"))["stopped"] is True
+            await until(lambda: bool(emu.activities) and emu.activities[0].state == "stopped")
+            status = await service_status(data)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            await proc.wait()
+    (remote,) = emu.activities  # the empty ride was never sent, the real one was
+    assert len(remote.points) >= 3
+    assert status is not None
+    assert status["points_waiting"] == 0
