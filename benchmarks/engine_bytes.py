@@ -109,7 +109,7 @@ async def ours(fixes: list[Fix]) -> dict[str, Any]:
                     for p in act.points[len(first_seen) :]:
                         first_seen.setdefault(p.timestamp, time.monotonic())
                 await asyncio.sleep(0.005)
-            await svc.stop_activity(Trigger.COMMAND)
+            await svc.activities.stop(Trigger.COMMAND)
             while not (emu.activities and emu.activities[0].state == "stopped"):  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
             svc.stop()

@@ -9,8 +9,8 @@ down for 20 seconds (a real outage: connections are closed), and one reply is lo
 server applied the request. Between the tracker and the emulator sits a byte-counting TCP proxy,
 so the summary reports the bytes really sent on the wire, headers included.
 
-The service is handed in by the caller (``tracker.commands.demo``), because the import layers keep
-``tracker.demo`` and ``tracker.engine.service`` independent of each other.
+The service is handed in by the caller (``tracker.commands.demo``): the demo needs only what
+:class:`DemoService` says of it, and reads its state through the engine's typed status.
 """
 
 from __future__ import annotations
@@ -25,14 +25,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from tracker.config import Settings
+from tracker.engine.status import ServiceStatus
 from tracker.errors import TrackerError
 from tracker.logs import configure_logging, get_logger
 
 if TYPE_CHECKING:
     from tracker.emulator.runner import EmulatorHandle
+    from tracker.gps.stream import FixStream
 
 log = get_logger("demo")
 
@@ -194,7 +196,16 @@ class DemoSummary:
         ]
 
 
-ServiceFactory = Callable[..., Any]
+class DemoService(Protocol):
+    """What the demo needs of ``tracker.engine.service.Service``."""
+
+    async def run(self) -> None: ...
+    async def wait_ready(self) -> None: ...
+    def stop(self) -> None: ...
+    def status(self) -> ServiceStatus: ...
+
+
+ServiceFactory = Callable[..., DemoService]
 
 
 async def run_demo(
@@ -271,7 +282,7 @@ async def run_demo(
         with FakeReceiver(track, speed=speed, max_gap_s=10.0) as receiver:
             s = s.replace("gps", source="serial", device=str(receiver.path), baud=9600)
 
-            def fix_stream() -> Any:
+            def fix_stream() -> FixStream:
                 # Keep the recording's own dates (a live receiver's week-rollover fix-up would
                 # move a 2005 log to 2025).
                 return open_fix_stream(s.gps, s.filters, rollover_floor=None)
@@ -286,7 +297,7 @@ async def run_demo(
             task = asyncio.create_task(service.run())
             try:
                 await asyncio.wait_for(service.wait_ready(), 30)
-                await _until(lambda: service.counters.fixes > 0, 30)
+                await _until(lambda: service.status().engine.fixes > 0, 30)
                 await _press(button_pin)
                 say("button pressed: activity started")
                 t0 = time.monotonic()
@@ -322,8 +333,9 @@ async def run_demo(
             finally:
                 service.stop()
                 await asyncio.wait_for(task, 30)
-        summary.fixes = service.counters.fixes
-        summary.points_kept = service.counters.points_kept
+        engine = service.status().engine
+        summary.fixes = engine.fixes
+        summary.points_kept = engine.points_kept
         summary.requests = emu.request_counts()
         summary.bytes_sent = proxy.bytes_up
         summary.bytes_received = proxy.bytes_down
@@ -393,20 +405,18 @@ async def _approve_in_the_background(url: str) -> None:
         await reply.read()
 
 
-def _status_line(out: TextIO, service: Any, ride_s: float, live: bool) -> None:
+def _status_line(out: TextIO, service: DemoService, ride_s: float, live: bool) -> None:
     st = service.status()
-    act = st.get("activity") or {}
-    up = st["uplink"]
     text = (
         f"ride {int(ride_s // 60):02d}:{int(ride_s % 60):02d}"
-        f" | fixes {st['engine']['fixes']}"
-        f" | kept {st['engine']['points_kept']}"
-        f" | sent {act.get('points_sent', 0)}"
-        f" | waiting {st['points_waiting']}"
-        f" | link {up['link']}"
-        f" | requests {up['requests']}"
-        f" | LED {st['device_state']}"
-        f" | HR {(st.get('heart_rate') or {}).get('last_hr') or '-'}"
+        f" | fixes {st.engine.fixes}"
+        f" | kept {st.engine.points_kept}"
+        f" | sent {st.activity.points_sent if st.activity else 0}"
+        f" | waiting {st.points_waiting}"
+        f" | link {st.uplink.link}"
+        f" | requests {st.uplink.requests}"
+        f" | LED {st.device_state.value}"
+        f" | HR {st.heart_rate.get('last_hr') or '-'}"
     )
     if live:
         out.write("\r\x1b[K" + text)

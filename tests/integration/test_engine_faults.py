@@ -102,9 +102,9 @@ async def test_long_outage_mid_ride_then_backlog_drains_in_full_batches(tmp_path
         ok_updates = emu.request_counts().get("updateActivity", {}).get("ok", 0)
         gate.set()  # the rest of the ride happens during the outage
         await until(lambda: svc.counters.fixes >= 3000)
-        assert svc.device_state().value == "recording_offline"
-        assert svc.status()["uplink"]["link"] == "down"
-        await until(lambda: svc.current() is None)  # the ride ended during the outage
+        assert svc.status().device_state.value == "recording_offline"
+        assert svc.status().as_json()["uplink"]["link"] == "down"
+        await until(lambda: svc.activities.current() is None)  # the ride ended during the outage
         # The stop staged the sampler's last points; the commit task may not have taken them
         # (or the fixes just before) yet. Commit now so the count is every point that waits.
         await svc.outbox.commit()
@@ -131,8 +131,8 @@ async def test_token_expiry_and_revoked_login_mid_ride(tmp_path: Path) -> None:
         await svc.client.oauth.revoke(stored["refresh_token"], "refresh_token")  # and now revoked
         emu.advance_clock(7 * 86400)
         gate.set()
-        await until(lambda: svc.status()["login"]["state"] == "login_needed")
-        assert svc.device_state().value == "login_needed"
+        await until(lambda: svc.status().as_json()["login"]["state"] == "login_needed")
+        assert svc.status().device_state.value == "login_needed"
         await until(lambda: svc.counters.fixes >= 3600)
         assert svc.outbox.pending_count() > 0  # kept, waiting for a login
         store.save(emu.issue_tokens())  # `tracker login` from another shell

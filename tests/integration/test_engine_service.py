@@ -85,7 +85,7 @@ async def test_a_recorded_ride_streams_end_to_end_within_the_error_bound(tmp_pat
         assert remote.duplicates == 0
         assert 10 < len(remote.points) < len(ref) / 5  # thinned hard, yet…
         assert sed_misses(ref, remote.points, 10.0 + 0.2) == []  # …within the bound
-        status = svc.status()
+        status = svc.status().as_json()
         assert status["activity"]["state"] == "stopped"
         assert status["points_waiting"] == 0
 
@@ -165,7 +165,7 @@ async def test_heart_rate_samples_are_stored_and_sent_with_the_points(tmp_path: 
         )
         svc.heart_rate = open_heart_rate_source(
             HeartRateSettings(enabled=True, device="synthetic:3"),
-            svc._gps_time_for_hr,
+            svc.recorder.gps_anchor,
             replay_speed=50.0,
         )
         task = asyncio.create_task(svc.run())
@@ -179,7 +179,7 @@ async def test_heart_rate_samples_are_stored_and_sent_with_the_points(tmp_path: 
         assert len(stamps) >= 5
         assert stamps == sorted(set(stamps))  # at most one per second, in order
         assert remote.points[0].timestamp - 5 <= stamps[0] <= remote.points[-1].timestamp + 5
-        assert svc.status()["heart_rate"]["state"] != "disabled"
+        assert svc.status().as_json()["heart_rate"]["state"] != "disabled"
 
 
 async def test_a_service_restart_is_not_a_stop_and_a_failed_task_restarts(tmp_path: Path) -> None:
@@ -223,9 +223,9 @@ async def test_a_service_restart_is_not_a_stop_and_a_failed_task_restarts(tmp_pa
         )
         task = asyncio.create_task(first.run())
         await until(lambda: first.counters.fixes >= half - 1 and bool(emu.activities))
-        assert first.health["gps"].restarts == 1
-        assert "receiver glitch" in str(first.health["gps"].last_error)
-        title = first.current().activity.title  # type: ignore[union-attr]
+        assert first.supervisor.health["gps"].restarts == 1
+        assert "receiver glitch" in str(first.supervisor.health["gps"].last_error)
+        title = first.activities.current().activity.title  # type: ignore[union-attr]
         first.stop()  # what SIGTERM does
         await task
         second = Service(

@@ -125,7 +125,7 @@ async def riding(
     # What open_heart_rate_source builds for device="auto", with the radio swapped for the fake
     # and the engine's own (GPS time, monotonic) anchor and clock.
     svc.heart_rate = HeartRateSource(
-        radio, settings.heart_rate.device, svc._gps_time_for_hr, clock=clock
+        radio, settings.heart_rate.device, svc.recorder.gps_anchor, clock=clock
     )
     async with running(svc):
         yield svc, ride
@@ -295,13 +295,13 @@ async def test_a_wrong_heart_rate_device_is_said_once_and_the_ride_goes_on(
             fix_stream=stream,
         )
         async with running(svc):
-            await until(lambda: svc.health["heart_rate"].last_error is not None)
-            health = svc.health["heart_rate"]
+            await until(lambda: svc.supervisor.health["heart_rate"].last_error is not None)
+            health = svc.supervisor.health["heart_rate"]
             assert health.last_error is not None
             assert "no-such-recording.hr" in health.last_error
             assert health.restarts == 0  # not retried in a loop
             for second in range(3):
                 await fixes.put(fix_at(second))
             await until(lambda: svc.counters.fixes == 3)
-            assert svc.status()["heart_rate"] == {"state": "disabled"}
-            assert svc.current() is not None  # recording all the same (autostart)
+            assert svc.status().as_json()["heart_rate"] == {"state": "disabled"}
+            assert svc.activities.current() is not None  # recording all the same (autostart)

@@ -42,9 +42,12 @@ async def test_points_and_sampler_state_commit_together_and_resume_exactly(tmp_p
     box = await reopen(tmp_path)
     rec = await box.create_activity("Ride 1")
     box.stage(
-        rec.local_id, pts(100, 3), [HeartRateSample(100, 120)], SamplerState({"k": [1, 2]}, 102.5)
+        rec.local_id,
+        pts(100, 3),
+        [HeartRateSample(100, 120)],
+        lambda: SamplerState({"k": [1, 2]}, 102.5),
     )
-    box.stage(rec.local_id, pts(103, 2), sampler=SamplerState({"k": [3]}, 104.0))
+    box.stage(rec.local_id, pts(103, 2), sampler=lambda: SamplerState({"k": [3]}, 104.0))
     assert box.pending(rec.local_id, 10) == ([], [])  # staged is not durable yet: not sendable
     commits = box.commits
     await box.commit()

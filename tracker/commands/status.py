@@ -6,8 +6,9 @@ forms show the same facts and each part adds its own section:
 
 * ``login``: from the token file alone (works whether or not the service runs):
   ``state`` (``logged_in`` | ``login_needed`` | ``logged_out``), the access token's expiry.
-* (the running service's fix, activity, upload and link state is added by the service part:
-  a collector appended to :data:`COLLECTORS`.)
+* ``service``: asked over the control socket: ``running``, and when it runs the engine's one
+  typed status (:class:`tracker.engine.status.ServiceStatus`) as JSON, keys documented in
+  docs/engine.md; the text form reads it back into that type.
 """
 
 from __future__ import annotations
@@ -122,45 +123,49 @@ def service_status(settings: Settings) -> dict[str, Any]:
 
 
 def render_service(info: dict[str, Any]) -> list[str]:
+    from tracker.engine.status import ServiceStatus
+
     if not info.get("running"):
         return [f"service: not running ({info.get('reason', '')})"]
     if "error" in info:
         return [f"service: running, but its status failed: {info['error']}"]
-    gps = info.get("gps", {})
-    fix = "fix" if gps.get("has_fix") else "no fix"
-    receiver = "receiver present" if gps.get("receiver_present") else "NO RECEIVER"
-    last = gps.get("last_fix") or {}
-    sats = last.get("sats", gps.get("sats"))
+    try:
+        st = ServiceStatus.from_json({k: v for k, v in info.items() if k != "running"})
+    except (KeyError, TypeError, ValueError) as exc:
+        return [f"service: running, but its status is not understood ({type(exc).__name__}: "
+                f"{exc}); see `tracker status --json`"]  # fmt: skip
+    gps = st.gps
+    fix = "fix" if gps.has_fix else "no fix"
+    receiver = "receiver present" if gps.receiver_present else "NO RECEIVER"
+    last = gps.receiver.get("last_fix") or {}
+    sats = last.get("sats", gps.sats)
     lines = [
-        f"service: running (pid {info.get('pid')}, up {_duration(info.get('uptime_s', 0))}),"
-        f" LED shows {info.get('device_state')}",
+        f"service: running (pid {st.pid}, up {_duration(st.uptime_s)}),"
+        f" LED shows {st.device_state.value}",
         f"  gps: {receiver}, {fix}, satellites {sats if sats is not None else '?'},"
-        f" fixes {info.get('engine', {}).get('fixes', 0)}",
+        f" fixes {st.engine.fixes}",
     ]
-    drops = {k: v for k, v in (info.get("drops") or {}).items() if k != "accepted" and v}
+    drops = {k: v for k, v in st.drops.items() if k != "accepted" and v}
     if drops:
         lines.append("  dropped fixes: " + ", ".join(f"{k} {v}" for k, v in drops.items()))
-    act = info.get("activity")
+    act = st.activity
     if act:
+        lines.append(f"  activity: {act.title} ({act.state}), remote id {act.remote_id or '-'}")
         lines.append(
-            f"  activity: {act['title']} ({act['state']}), remote id {act['remote_id'] or '-'}"
-        )
-        lines.append(
-            f"  points: recorded {act['points_recorded']}, sent {act['points_sent']},"
-            f" waiting {act['points_waiting']}"
+            f"  points: recorded {act.points_recorded}, sent {act.points_sent},"
+            f" waiting {act.points_waiting}"
         )
     else:
         lines.append("  activity: none (press the button or run `tracker start`)")
-    up = info.get("uplink", {})
-    link = f"  link: {up.get('link')}, last successful upload {up.get('last_success') or 'never'}"
-    if up.get("last_error"):
-        link += f"; last error: {up['last_error']}"
+    up = st.uplink
+    link = f"  link: {up.link}, last successful upload {up.last_success or 'never'}"
+    if up.last_error:
+        link += f"; last error: {up.last_error}"
     lines.append(link)
-    lines.append(f"  login (service): {info.get('login', {}).get('state')}")
-    storage = info.get("storage", {})
-    if storage.get("error"):
-        lines.append(f"  STORAGE: {storage['error']}")
-    hr = info.get("heart_rate", {})
+    lines.append(f"  login (service): {st.login.state}")
+    if st.storage.error:
+        lines.append(f"  STORAGE: {st.storage.error}")
+    hr = st.heart_rate
     if hr and hr.get("state") != "disabled":
         from tracker.bike.heart_rate.protocol import heart_rate_status_lines
 

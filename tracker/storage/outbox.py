@@ -152,7 +152,8 @@ class Outbox:
         self.commits = 0
         self._lock = asyncio.Lock()
         self._in_flight: _Batch | None = None  # the batch a commit is writing right now
-        self._state_provider: Callable[[], None] | None = None
+        # Sampler snapshots staged with their points, evaluated when the next commit takes them.
+        self._sampler_source: dict[int, Callable[[], SamplerState]] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -228,9 +229,12 @@ class Outbox:
         local_id: int,
         points: Sequence[Point] = (),
         hr: Sequence[HeartRateSample] = (),
-        sampler: SamplerState | None = None,
+        sampler: Callable[[], SamplerState] | None = None,
     ) -> None:
-        """Queue points/samples and the sampler state for the next group commit."""
+        """Queue points/samples for the next group commit, and ``sampler``: a snapshot function of
+        the sampler that made the points, called when that commit takes its batch (in the same
+        loop turn as the points, so the state on disk matches exactly the points committed,
+        whatever was fed between this call and the commit)."""
         rec = self._records[local_id]
         if points:
             rec.staged.extend(points)
@@ -239,7 +243,7 @@ class Outbox:
         if hr:
             rec.staged_hr.extend(hr)
         if sampler is not None:
-            self._sampler[local_id] = sampler
+            self._sampler_source[local_id] = sampler
             self._sampler_dirty.add(local_id)
 
     def sampler_state(self, local_id: int) -> SamplerState | None:
@@ -362,16 +366,10 @@ class Outbox:
     def _may_retry_disk(self) -> bool:
         return not self._corrupt and self._mono() >= self._next_retry
 
-    def set_state_provider(self, provider: Callable[[], None] | None) -> None:
-        """A hook called right before each commit takes its batch, in the same loop turn, so
-        the engine stages the sampler state that matches exactly the points being committed
-        (staging it earlier could pair a stale state with newer points if the commit had to
-        wait for the lock)."""
-        self._state_provider = provider
-
     def _take_batch(self) -> _Batch:
-        if self._state_provider is not None:
-            self._state_provider()
+        for local_id, snapshot in self._sampler_source.items():
+            self._sampler[local_id] = snapshot()
+        self._sampler_source.clear()
         batch = _Batch()
         for rec in self._records.values():
             if rec.staged or rec.staged_hr or rec.dirty:

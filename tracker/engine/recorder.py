@@ -1,0 +1,200 @@
+"""Recording: each fix through the sampler into the outbox, heart-rate samples beside them.
+
+    fix → (stale? skip) → sampler.feed → points staged, with the sampler's snapshot function
+    heart-rate sample → staged with the recording activity
+    every ``commit_interval_s`` → one outbox commit (points, samples and the matching snapshot)
+
+Why it looks like this:
+
+- **The state on disk matches the points on disk.** The sampler's snapshot is not taken here:
+  a snapshot function is staged with the points and the outbox calls it when its commit takes
+  the batch, so a crash restores a sampler that produced exactly the committed points.
+- **A restart resumes.** ``resume`` restores the sampler from the disk; fixes not newer than the
+  restored state (buffered in a pty while the service was down) are counted and skipped.
+- **GPS time is the clock.** A Pi has no RTC: the latest fix and the monotonic time it arrived
+  anchor the heart-rate timestamps and the API client's token expiry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tracker.gps.stream import FixStream, GpsStatus
+from tracker.logs import get_logger
+from tracker.model import Fix, HeartRateSample, Point
+from tracker.storage.outbox import ActivityRecord, Outbox, SamplerState
+
+log = get_logger("engine")
+
+COMMIT_INTERVAL_S = 0.5  # group commits twice a second: a crash loses < 1 s of fixes
+FRESH_FIX_S = 5.0  # a fix younger than this means "the receiver has a fix" (no stream status)
+
+
+class SamplerLike(Protocol):
+    """What the recorder needs of ``tracker.ride.sampler.Sampler``."""
+
+    def feed(self, fix: Fix) -> list[Point]: ...
+    def flush(self) -> list[Point]: ...
+    def snapshot(self) -> dict[str, Any]: ...  # JSON-able, opaque to the engine
+
+
+# A fresh sampler, or one restored from a snapshot (None: fresh).
+SamplerFactory = Callable[[dict[str, Any] | None], SamplerLike]
+
+
+@dataclass
+class EngineCounters:
+    fixes: int = 0
+    fixes_recorded: int = 0
+    stale_fixes: int = 0
+    points_kept: int = 0
+    hr_samples: int = 0
+    last_fix: Fix | None = None
+    last_fix_mono: float | None = None
+
+
+@dataclass(frozen=True)
+class GpsView:
+    """The receiver as the engine sees it: the stream's own status when it reports one (a real
+    receiver or a replay), else what the fixes received say (a bare iterator in tests)."""
+
+    receiver_present: bool
+    has_fix: bool
+    fixes: int
+    last_fix: Fix | None
+    stream: GpsStatus | None = None
+
+
+@dataclass
+class _Track:
+    """The sampler of the recording activity and the time of the last fix it was fed."""
+
+    sampler: SamplerLike
+    last_fix_unix: float | None = None
+
+    def state(self) -> SamplerState:
+        return SamplerState(self.sampler.snapshot(), self.last_fix_unix)
+
+
+@dataclass
+class Recorder:
+    """Feeds fixes to the recording activity's sampler and stages what comes out."""
+
+    outbox: Outbox
+    new_sampler: SamplerFactory
+    monotonic: Callable[[], float] = time.monotonic
+    commit_interval_s: float = COMMIT_INTERVAL_S
+    counters: EngineCounters = field(default_factory=EngineCounters)
+    _track: _Track | None = None
+    _stream: FixStream | None = None
+
+    # -- the activity's sampler --------------------------------------------------------------
+
+    def begin(self, state: SamplerState | None = None) -> None:
+        """Record into the activity the outbox says is recording: a fresh sampler, or one
+        restored from ``state``. Called before the activity is created, so that a fix arriving
+        while its row is committed is recorded too."""
+        sampler = self.new_sampler(state.snapshot if state else None)
+        self._track = _Track(sampler, state.last_fix_unix if state else None)
+
+    def resume(self) -> ActivityRecord | None:
+        """Continue the activity the disk says is recording (after a restart or a crash)."""
+        rec = self.outbox.current()
+        if rec is None:
+            return None
+        self.begin(self.outbox.sampler_state(rec.local_id))
+        log.info(
+            "resuming the activity the disk says is recording",
+            title=rec.activity.title,
+            remote_id=rec.activity.remote_id,
+            waiting=len(rec.pending),
+        )
+        return rec
+
+    def finish(self, rec: ActivityRecord) -> None:
+        """``rec`` ends: the sampler's last point out, staged with its final state."""
+        track, self._track = self._track, None
+        if track is None:
+            return
+        tail = track.sampler.flush()
+        self.outbox.stage(rec.local_id, tail, sampler=track.state)
+        self.counters.points_kept += len(tail)
+
+    # -- fixes -------------------------------------------------------------------------------
+
+    async def record(
+        self,
+        stream: AsyncIterable[Fix],
+        *,
+        before_each: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Every fix of ``stream`` through :meth:`on_fix` until the stream ends, ``before_each``
+        awaited first (the autostart, which may start the activity this fix belongs to). A
+        :class:`FixStream`'s own status is what :meth:`gps` reports from then on."""
+        self._stream = stream if isinstance(stream, FixStream) else None
+        async for fix in stream:
+            if before_each is not None:
+                await before_each()
+            self.on_fix(fix)
+
+    def on_fix(self, fix: Fix) -> None:
+        c = self.counters
+        c.fixes += 1
+        c.last_fix = fix
+        c.last_fix_mono = self.monotonic()
+        track, rec = self._track, self.outbox.current()
+        if track is None or rec is None:
+            return
+        if track.last_fix_unix is not None and fix.unix <= track.last_fix_unix:
+            c.stale_fixes += 1  # e.g. buffered in the pty while we were down: already covered
+            return
+        points = track.sampler.feed(fix)
+        track.last_fix_unix = fix.unix
+        c.fixes_recorded += 1
+        c.points_kept += len(points)
+        self.outbox.stage(rec.local_id, points, sampler=track.state)
+
+    def on_heart_rate(self, sample: HeartRateSample) -> None:
+        rec = self.outbox.current()
+        if rec is None:
+            return
+        self.outbox.stage(rec.local_id, hr=[sample])
+        self.counters.hr_samples += 1
+
+    async def record_heart_rate(self, source: AsyncIterable[HeartRateSample]) -> None:
+        async for sample in source:
+            self.on_heart_rate(sample)
+
+    async def commit_forever(self) -> None:
+        """Group commits: one transaction every ``commit_interval_s``."""
+        while True:
+            await asyncio.sleep(self.commit_interval_s)
+            await self.outbox.commit()
+
+    # -- what the fixes say ------------------------------------------------------------------
+
+    def gps_anchor(self) -> tuple[float, float] | None:
+        """(GPS unix time of the latest fix, monotonic time it arrived): the HR clock anchor."""
+        c = self.counters
+        if c.last_fix is None or c.last_fix_mono is None:
+            return None
+        return (c.last_fix.unix, c.last_fix_mono)
+
+    def gps_now(self) -> float | None:
+        """GPS time now (the latest fix moved on by the monotonic clock), None before a fix."""
+        anchor = self.gps_anchor()
+        return None if anchor is None else anchor[0] + (self.monotonic() - anchor[1])
+
+    def gps(self) -> GpsView:
+        c = self.counters
+        stream = self._stream.status() if self._stream is not None else None
+        fresh = c.last_fix_mono is not None and self.monotonic() - c.last_fix_mono < FRESH_FIX_S
+        if stream is not None:
+            present, has_fix = stream.receiver_present, stream.has_fix
+        else:
+            present, has_fix = fresh or c.fixes > 0, fresh
+        return GpsView(present, has_fix, c.fixes, c.last_fix, stream)
