@@ -369,16 +369,16 @@ def _printer(out: TextIO) -> Callable[..., None]:
     return say
 
 
-def _end_outage(emu: Any, say: Callable[..., None], live: bool) -> None:
+def _end_outage(emu: EmulatorHandle, say: Callable[..., None], live: bool) -> None:
     emu.set_faults(down=False)
     say("-- outage over: the backlog drains in full batches --", live)
 
 
-def _lost_replies(emu: Any) -> int:
+def _lost_replies(emu: EmulatorHandle) -> int:
     return sum(c.get("lost_reply", 0) for c in emu.request_counts().values())
 
 
-def _stopped(emu: Any) -> bool:
+def _stopped(emu: EmulatorHandle) -> bool:
     return bool(emu.activities) and emu.activities[-1].state in ("stopped", "uploaded")
 
 

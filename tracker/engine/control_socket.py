@@ -54,7 +54,9 @@ class ControlServer:
             self.path.unlink()  # left over from a killed service
         old_umask = os.umask(0o177)
         try:
-            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+            self._server = await asyncio.start_unix_server(
+                self._serve, path=str(self.path), limit=MAX_REQUEST_BYTES
+            )
         finally:
             os.umask(old_umask)
         os.chmod(self.path, 0o600)
@@ -72,19 +74,16 @@ class ControlServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            line = await asyncio.wait_for(reader.readline(), timeout=5.0)
             try:
-                request = json.loads(line[:MAX_REQUEST_BYTES] or b"{}")
-                cmd = str(request.get("cmd", ""))
-            except (ValueError, AttributeError):
-                request, cmd = {}, ""
-            try:
-                reply = await self.handler(cmd, request)
-            except TrackerError as exc:
-                reply = {"ok": False, "error": str(exc)}
-            except Exception as exc:
-                log.exception("control command failed", cmd=cmd)
-                reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+                line = await asyncio.wait_for(reader.readline(), timeout=5.0)
+            except ValueError:  # no newline within the stream's limit (LimitOverrunError)
+                log.warning("control request refused: too large", limit_bytes=MAX_REQUEST_BYTES)
+                reply: dict[str, Any] = {
+                    "ok": False,
+                    "error": f"request too large (the limit is {MAX_REQUEST_BYTES} bytes)",
+                }
+            else:
+                reply = await self._reply(line)
             writer.write(json.dumps(reply, default=str).encode() + b"\n")
             await writer.drain()
         except (TimeoutError, ConnectionError):
@@ -93,6 +92,21 @@ class ControlServer:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+    async def _reply(self, line: bytes) -> dict[str, Any]:
+        try:
+            request = json.loads(line or b"{}")
+            cmd = str(request.get("cmd", ""))
+        except (ValueError, AttributeError):
+            request, cmd = {}, ""
+        try:
+            return await self.handler(cmd, request)
+        except TrackerError as exc:
+            return {"ok": False, "error": str(exc)}
+        except Exception as exc:
+            log.exception("control command failed", cmd=cmd)
+            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
 
 
 def _is_live(path: Path) -> bool:

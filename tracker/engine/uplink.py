@@ -38,10 +38,16 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Protocol, TypeVar
 
 from tracker.config import ActivitySettings, UplinkSettings
-from tracker.errors import AuthError, LoginNeededError, PermanentApiError, RetryableApiError
+from tracker.errors import (
+    ApiError,
+    AuthError,
+    LoginNeededError,
+    PermanentApiError,
+    RetryableApiError,
+)
 from tracker.logs import get_logger
 from tracker.model import HeartRateSample, Point
 from tracker.retry import Backoff, RetryPolicy, uplink_policy
@@ -67,9 +73,9 @@ class ActivityApi(Protocol):
 
     async def update_activity(
         self, activity_id: int, points: Sequence[Point], hr: Sequence[HeartRateSample]
-    ) -> Any: ...
+    ) -> None: ...
 
-    async def stop_activity(self, activity_id: int) -> Any: ...
+    async def stop_activity(self, activity_id: int) -> None: ...
 
     async def upload_activity(
         self, *, gpx: str, activity_type: str, status: str, title: str
@@ -77,6 +83,7 @@ class ActivityApi(Protocol):
 
 
 GpxBuilder = Callable[[Sequence[Point], str], str]
+T = TypeVar("T")
 
 
 @dataclass
@@ -231,7 +238,7 @@ class Uplink:
             # Heart rate rides with points (v3 refuses an empty ``loc``): samples wait for the
             # next point, which the sampler's delay bound brings within max_delay_s.
             return bool(rec.pending)
-        return a.state is ActivityState.STOPPING
+        return a.needs_stop_request
 
     async def _work(self, rec: ActivityRecord) -> bool | None:
         """One request for this activity. True when a backlog is waiting (drain at once);
@@ -292,7 +299,7 @@ class Uplink:
             return self.outbox.pending_count(a.local_id) >= limit or (
                 a.state is ActivityState.STOPPING and self.outbox.pending_count(a.local_id) > 0
             )
-        if a.state is ActivityState.STOPPING and a.remote_id is not None:
+        if a.needs_stop_request and a.remote_id is not None:
             if not self.outbox.all_sent(a.local_id):
                 return None  # the last points are still being committed: next step
             await self._call(rec, self.api.stop_activity(a.remote_id))
@@ -345,7 +352,7 @@ class Uplink:
         self.status.points_sent += len(points)
         log.info("activity uploaded as GPX", title=a.title, remote_id=remote_id, points=len(points))
 
-    async def _call(self, rec: ActivityRecord, request: Awaitable[Any]) -> Any:
+    async def _call(self, rec: ActivityRecord, request: Awaitable[T]) -> T:
         self.status.requests += 1
         ok = False
         try:
@@ -364,7 +371,7 @@ class Uplink:
             hold = self._held[rec.local_id] = _Hold(
                 Backoff(self._policy, self._sleep, draw=self._draw)
             )
-        delay = hold.backoff.failure(getattr(exc, "retry_after", None))
+        delay = hold.backoff.failure(exc.retry_after if isinstance(exc, ApiError) else None)
         hold.until = self._mono() + delay
         hold.error = f"{type(exc).__name__}: {exc}"
         self.status.next_retry_in_s = delay
