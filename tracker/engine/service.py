@@ -41,7 +41,7 @@ from tracker.config import Settings
 from tracker.engine.activities import Activities
 from tracker.engine.control_socket import ControlServer, socket_path
 from tracker.engine.controls import Controls, Device
-from tracker.engine.recorder import EngineCounters, Recorder, SamplerLike
+from tracker.engine.recorder import COMMIT_INTERVAL_S, EngineCounters, Recorder, SamplerLike
 from tracker.engine.status import LoginSection, ServiceStatus, build_status
 from tracker.engine.supervisor import Supervisor
 from tracker.engine.uplink import ActivityApi, Uplink
@@ -89,7 +89,7 @@ class Service:
     hardware: Device | None = None
     open_hardware: bool = True
     heart_rate: HeartRateSource | None = None
-    commit_interval_s: float | None = None  # None: the recorder's default
+    commit_interval_s: float = COMMIT_INTERVAL_S
     handle_signals: bool = True
     stop_on_stream_end: bool = True  # end of a replay = stop the activity
     monotonic: Callable[[], float] = time.monotonic
@@ -102,10 +102,12 @@ class Service:
         self.outbox = Outbox(self.data_dir, max_mb=storage.max_mb, keep_days=storage.keep_days)
         self.supervisor = Supervisor()
         self.recorder = Recorder(
-            self.outbox, self._new_sampler, monotonic=self.monotonic, counters=self.counters
+            self.outbox,
+            self._new_sampler,
+            monotonic=self.monotonic,
+            commit_interval_s=self.commit_interval_s,
+            counters=self.counters,
         )
-        if self.commit_interval_s is not None:
-            self.recorder.commit_interval_s = self.commit_interval_s
         self.activities = Activities(
             self.outbox, self.recorder, self.settings.activity, changed=self._wake_uplink
         )
