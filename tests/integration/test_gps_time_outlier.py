@@ -24,8 +24,10 @@ from tracker.gps.replay import iter_log_lines, read_fixes
 from tracker.gps.serial import SerialSource
 from tracker.gps.stream import open_fix_stream
 from tracker.model import Fix
+from tracker.retry import RetryPolicy
 
 SAFETY_TIMEOUT_S = 30
+FAST_RECONNECT = RetryPolicy(initial_s=0.02, max_s=0.2, jitter=0)
 GOOD_EPOCHS = 100
 BAD_AFTER = 50
 
@@ -68,7 +70,7 @@ async def test_one_epoch_an_hour_ahead_through_a_pty() -> None:
     # max_gap_s: the receiver's own pacing would otherwise sit out the bad hour (72 s at 50x).
     receiver = FakeReceiver(lines, speed=50.0, max_gap_s=1.0)
     with structlog.testing.capture_logs() as logs, receiver:
-        source = SerialSource(str(receiver.path), "auto", backoff_initial_s=0.02)
+        source = SerialSource(str(receiver.path), "auto", retry=FAST_RECONNECT)
         stream = open_fix_stream(GpsSettings(device=str(receiver.path)), FilterSettings(),
                                  source=source, rollover_floor=None)  # fmt: skip
         accepted: list[Fix] = []
