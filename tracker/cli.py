@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from tracker import __version__
 from tracker.errors import ConfigError, TrackerError
+
+if TYPE_CHECKING:
+    from tracker.config import Settings
 
 # name → one-line description; the module is tracker.commands.<name with - as _>.
 COMMANDS: dict[str, str] = {
@@ -36,6 +41,10 @@ COMMANDS: dict[str, str] = {
 }
 
 
+PRINT_CONFIG_HELP = ("check the configuration and print the effective settings (secrets "
+                     "masked) as JSON, then exit (2 on any config error)")
+
+
 def _command_module(name: str) -> ModuleType:
     return importlib.import_module(f"tracker.commands.{name.replace('-', '_')}")
 
@@ -47,7 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `tracker COMMAND --help` for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"tracker {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument("--config", metavar="PATH", dest="top_config",
+                        help="config file for --print-config")  # fmt: skip
+    parser.add_argument("--print-config", action="store_true", help=PRINT_CONFIG_HELP)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, summary in COMMANDS.items():
         cmd = sub.add_parser(name, help=summary, description=summary)
         common = cmd.add_argument_group("common options")
@@ -63,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--log-json", action="store_true", default=None,
             help="log JSON lines (what journald wants) instead of plain text",
         )
+        common.add_argument("--print-config", action="store_true", default=argparse.SUPPRESS,
+                            help=PRINT_CONFIG_HELP)  # fmt: skip
         _command_module(name).add_arguments(cmd)
     return parser
 
@@ -73,15 +87,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
+    if args.command is None and not args.print_config:
+        parser.print_usage(sys.stderr)
+        print("tracker: error: a COMMAND is required (or --print-config)", file=sys.stderr)
+        return 2
     from tracker.config import load_settings
     from tracker.logs import configure_logging, get_logger
 
     try:
-        settings = load_settings(args.config)
+        settings = load_settings(getattr(args, "config", None) or args.top_config)
     except ConfigError as exc:
         for line in exc.problems:
             print(f"tracker: config error: {line}", file=sys.stderr)
         return 2
+    if args.print_config:
+        return _print_config(settings)
     level = args.log_level or settings.log.level
     configure_logging(level, json=bool(args.log_json or settings.log.json))
     try:
@@ -95,6 +115,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def _print_config(settings: Settings) -> int:
+    """Print the settings load_settings validated (every check a command would meet at start)."""
+    print(f"# settings from: {settings.source or 'built-in defaults (no config file)'}")
+    print(json.dumps(settings.to_dict(mask_secrets=True), indent=2, allow_nan=False))
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,11 +7,17 @@ key, what was wrong and what is allowed, and the CLI exits with code 2.
 
 Validation is driven by the dataclass type hints below, plus a little ``metadata`` (``min``,
 ``max``, ``choices``), so adding a setting means adding one annotated field and nothing else.
+Numbers must be finite: TOML allows ``nan`` and ``inf``, and either one slips past every bound
+(``nan < 1`` is false) to freeze a timer or break a computation much later. Rules that span keys
+(one GPIO pin per role, a replay file that exists, an https API) are checked here too, so
+``--print-config`` finds every problem that ``tracker run`` would stop on.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import math
 import os
 import tomllib
 import types
@@ -20,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from tracker.errors import ConfigError
 
@@ -269,7 +276,88 @@ def settings_from_mapping(raw: dict[str, Any], *, source: str = "<config>") -> S
         sections[name] = _build_section(cls, name, value, source, problems)
     if problems:
         raise ConfigError(problems)
-    return Settings(**sections, source=source)
+    settings = Settings(**sections, source=source)
+    problems = settings_problems(settings)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def settings_problems(settings: Settings) -> list[str]:
+    """The rules that span keys, one line per problem (empty when all is well).
+
+    Each of these would otherwise surface only once the service runs: a task that restarts
+    forever on a missing replay file, two gpiozero devices fighting over one pin.
+    """
+    where = settings.source or "<config>"
+    problems: list[str] = []
+    gps = settings.gps
+    if gps.source == "replay":
+        if not gps.replay_file:
+            problems.append(f'{where}: [gps] replay_file: empty; source = "replay" needs '
+                            'replay_file = "PATH" (a recorded NMEA log)')  # fmt: skip
+        elif not Path(gps.replay_file).expanduser().is_file():
+            problems.append(f"{where}: [gps] replay_file: {gps.replay_file!r}: no such file "
+                            '(source = "replay" plays it)')  # fmt: skip
+    problems += [f"{where}: {p}" for p in _pin_conflicts(settings)]
+    url_problem = base_url_problem(settings.api.base_url)
+    if url_problem:
+        problems.append(f"{where}: [api] base_url: {url_problem}")
+    hr = settings.heart_rate
+    if hr.enabled:
+        device = hr.device.strip()
+        if not device:
+            problems.append(f'{where}: [heart_rate] device: empty; use "auto", a BLE address '
+                            "or a name")  # fmt: skip
+        elif device.startswith("replay:"):
+            path = Path(device.removeprefix("replay:")).expanduser()
+            if not path.is_file():
+                problems.append(f"{where}: [heart_rate] device: {str(path)!r}: no such file")
+    return problems
+
+
+def _pin_conflicts(settings: Settings) -> list[str]:
+    """Two roles on one GPIO pin: gpiozero would refuse the second, or both would misbehave."""
+    roles: list[tuple[str, int]] = []
+    if settings.button.enabled:
+        roles.append(("[button] pin", settings.button.pin))
+    if settings.leds.enabled:
+        roles.append(("[leds] status_pin", settings.leds.status_pin))
+        if settings.leds.link_pin >= 0:
+            roles.append(("[leds] link_pin", settings.leds.link_pin))
+    problems: list[str] = []
+    seen: dict[int, str] = {}
+    for role, pin in roles:
+        if pin in seen:
+            problems.append(f"{role}: GPIO {pin} is already {seen[pin]}; each role needs its "
+                            "own pin")  # fmt: skip
+        else:
+            seen[pin] = role
+    return problems
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def base_url_problem(base_url: str) -> str:
+    """Why ``base_url`` may not carry tokens ("" when it may): https, or http on loopback only."""
+    try:
+        parts = urlsplit(base_url)
+        host = parts.hostname or ""
+    except ValueError as exc:
+        return f"{base_url!r} is not a URL: {exc}"
+    if parts.scheme == "https" and host:
+        return ""
+    if parts.scheme == "http" and _is_loopback(host):
+        return ""
+    return (f"{base_url!r}: must be https:// (plain http:// is allowed only for loopback "
+            "addresses: 127.0.0.0/8, ::1, localhost)")  # fmt: skip
 
 
 def _section_class(name: str) -> type[Any]:
@@ -353,6 +441,8 @@ def _check_bounds(value: Any, meta: typing.Mapping[str, Any]) -> str:
         except ValueError:
             shown = ", ".join(f'"{k}"' for k in keywords)
             return f"{value!r} is not allowed; allowed: {shown} or a date like \"2025-01-01\""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value} is not allowed; allowed: a finite number"
     if isinstance(value, int | float) and not isinstance(value, bool):
         low, high = meta.get("min"), meta.get("max")
         if low is not None and value < low:

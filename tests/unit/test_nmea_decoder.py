@@ -136,6 +136,48 @@ def test_week_rollover_floor_for_a_live_receiver() -> None:
     assert dec.stats.rollover_corrected == 1
 
 
+def hms(second: int) -> str:
+    return f"{second // 3600:02d}{second // 60 % 60:02d}{second % 60:02d}"
+
+
+@pytest.mark.parametrize("floor", [None, date(2025, 1, 1)])
+def test_one_future_date_does_not_move_later_dates(floor: date | None) -> None:
+    # Issue 14: one checksum-valid RMC dated 2046 among correct 2026 dates made every later
+    # date move 1024 weeks ahead (2026 → 2045). The outlier keeps its date (the filter drops
+    # it); the dates after it stay in 2026.
+    good = [rmc(hms(36000 + s), d="150326") for s in range(50)]
+    bad = rmc(hms(36050), d="150346")
+    after = [rmc(hms(36051 + s), d="150326") for s in range(48)]
+    fixes, dec = decode(b"".join(good) + bad + b"".join(after), rollover_floor=floor)
+    years = [f.time.year for f in fixes]
+    assert years == [2026] * 50 + [2046] + [2026] * 48
+    assert dec.stats.rollover_corrected == 0
+
+
+def test_one_future_date_then_carried_dates_do_not_confirm_it() -> None:
+    # GGA-only epochs after the outlier carry its date: they confirm nothing.
+    data = (
+        b"".join(rmc(hms(36000 + s), d="150326") for s in range(5))
+        + rmc("100005", d="150346")
+        + b"".join(gga(hms(36006 + s)) for s in range(5))
+        + rmc("100011", d="150326")
+    )
+    fixes, dec = decode(data)
+    assert fixes[-1].time == datetime(2026, 3, 15, 10, 0, 11, tzinfo=UTC)
+    assert dec.stats.rollover_corrected == 0
+
+
+def test_a_confirmed_leap_ahead_still_corrects_later_rollover_victims() -> None:
+    # A log that starts in the receiver's rolled-over era (1999) and is then set right (2019,
+    # three dated epochs in a row): a later 1999 date is again moved 1024 weeks forward.
+    data = (rmc("000001", d="220899") + rmc("000002", d="220899")
+            + b"".join(rmc(f"00000{s}", d="070419") for s in range(3, 6))
+            + rmc("000006", d="220899"))  # fmt: skip
+    fixes, dec = decode(data)
+    assert [f.time.date() for f in fixes] == [date(1999, 8, 22)] * 2 + [date(2019, 4, 7)] * 4
+    assert dec.stats.rollover_corrected == 1
+
+
 def test_undated_fixes_are_held_back_then_dated() -> None:
     data = gga("235958") + gga("235959") + gga("000000") + rmc("000001", d="020124")
     fixes, dec = decode(data)

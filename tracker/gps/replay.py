@@ -80,7 +80,7 @@ class ReplaySource:
     ) -> None:
         if speed < 0:
             raise ValueError("speed must be 0 (as fast as possible) or more")
-        self.path = Path(path)
+        self.path = Path(path).expanduser()  # as [gps] replay_file is checked at load
         self.speed = speed
         self.max_gap_s = max_gap_s
         self._sleep = sleep

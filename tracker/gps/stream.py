@@ -17,11 +17,14 @@ from typing import Any, Protocol
 
 from tracker.config import FilterSettings, GpsSettings
 from tracker.errors import ConfigError
-from tracker.gps.filters import FixFilter
+from tracker.gps.filters import Clock, FixFilter
 from tracker.gps.nmea import FixDecoder
 from tracker.gps.ring import RingBuffer
 from tracker.gps.tpv import fix_to_tpv
+from tracker.logs import get_logger
 from tracker.model import Fix, FixMode
+
+log = get_logger("gps.stream")
 
 # A live receiver reporting a date before this lost count of GPS weeks (the 10-bit week
 # number rollover): its date is moved 1024 weeks forward. Recordings are not corrected.
@@ -155,16 +158,36 @@ class FixStream:
 
     def _accept(self, epochs: list[Fix]) -> list[Fix]:
         accepted: list[Fix] = []
+        filt = self.filter
         for fix in epochs:
             self.epochs += 1
             self.last_epoch = fix
-            if self.filter.accept(fix) is None:
+            anchor, reanchored = filt.anchor, filt.reanchored
+            reason = filt.accept(fix)
+            if reason is None:
                 self.recent.append(fix)
                 accepted.append(fix)
+                if filt.reanchored != reanchored:
+                    _log_time_event("the receiver's time moved: new anchor", fix, anchor, filt)
+            elif reason == "time":  # rare, and the one drop a rider would otherwise never see
+                _log_time_event("implausible fix time dropped", fix, anchor, filt)
         return accepted
 
     async def aclose(self) -> None:
         await self.source.aclose()
+
+
+def _log_time_event(event: str, fix: Fix, anchor: Fix | None, filt: FixFilter) -> None:
+    """One line: the fix's time, what it was judged against, and the running count."""
+    ref = filt.last_reference
+    log.warning(
+        event,
+        fix_time=fix.time.isoformat(),
+        last_fix_time=anchor.time.isoformat() if anchor is not None else None,
+        seconds_off_clock=round(fix.unix - ref, 1) if ref is not None else None,
+        dropped_for_time=filt.drops["time"],
+        reanchored=filt.reanchored,
+    )
 
 
 def configured_rollover_floor(gps: GpsSettings) -> date | None:
@@ -182,12 +205,16 @@ def open_fix_stream(
     ring_capacity: int = 600,
     rollover_floor: date | None = USE_DEFAULT,
     source: Any = None,
+    clock: Clock | None = None,
 ) -> FixStream:
     """The configured GPS input as a FixStream (nothing is opened until iteration starts).
 
     ``rollover_floor`` defaults to ``[gps] week_rollover_floor`` (see
     :func:`configured_rollover_floor`); pass None to keep a replayed-through-serial demo log's
-    own dates. ``source`` overrides the configured one (tests, demo).
+    own dates. ``source`` overrides the configured one (tests, demo). ``clock``: the reference
+    time fixes are checked against (:func:`tracker.gps.sysclock.synchronised_system_time` for a
+    live receiver; None for a recording, which only gets the gap rule, see
+    :mod:`tracker.gps.filters`).
     """
     if source is None:
         source = _make_source(gps)
@@ -195,7 +222,7 @@ def open_fix_stream(
         rollover_floor = configured_rollover_floor(gps)
     return FixStream(
         source,
-        FixFilter(filters.max_hdop, filters.max_speed_mps),
+        FixFilter(filters.max_hdop, filters.max_speed_mps, clock=clock),
         decoder=FixDecoder(rollover_floor=rollover_floor),
         ring_capacity=ring_capacity,
     )

@@ -13,9 +13,11 @@ Dates. NMEA times carry no date; RMC (``ddmmyy``) and ZDA do. The date is never 
 computer's clock (a Raspberry Pi has no RTC). Between dated sentences the date is carried
 forward and advanced when the time of day wraps past midnight. Fixes seen before any date is
 known are held back (bounded) and released with the right date once one arrives, or counted as
-``undated`` and dropped at the end. GPS week-number rollover: a date 1024 weeks before a date
-already seen in the stream, or before ``rollover_floor`` (the live tracker passes its release
-date), is moved 1024 weeks forward and counted.
+``undated`` and dropped at the end. GPS week-number rollover: a date before ``rollover_floor``
+(the live tracker passes its release date) is moved 1024 weeks forward and counted. Without a
+floor (recordings), so is a date 1023+ weeks before the latest date of the stream; a date that far
+*ahead* of the stream's dates counts as its latest only once :data:`ROLLOVER_CONFIRM` dated epochs
+in a row agree, so one future outlier cannot move every later correct date 20 years ahead.
 
 Pure: no I/O, no clock, no logging; callers read :attr:`FixDecoder.stats`.
 """
@@ -34,6 +36,8 @@ from tracker.model import Fix, FixMode
 
 DAY_MS = 86_400_000
 WEEK_ROLLOVER = timedelta(weeks=1024)
+ROLLOVER_GAP = timedelta(weeks=1023)  # this far apart, two dates are a rollover (or an outlier)
+ROLLOVER_CONFIRM = 3  # dated epochs in a row that make a date that far ahead the stream's latest
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 NAN = float("nan")
 _MODES = tuple(FixMode)  # index = GSA mode number (enum call is slow on this path)
@@ -132,7 +136,8 @@ class FixDecoder:
         self._epoch: _Epoch | None = None
         self._date: date | None = None  # date of the last dated epoch
         self._date_tod = 0  # its time of day
-        self._max_date: date | None = None
+        self._max_date: date | None = None  # the latest date of the stream (see _note_date)
+        self._ahead = 0  # dated epochs in a row 1023+ weeks after _max_date
         self._last_tod: int | None = None
         self._held: deque[_Epoch] = deque()
         self._max_held = max_held
@@ -229,9 +234,23 @@ class FixDecoder:
             return None
         self._date = day
         self._date_tod = epoch.tod
-        if self._max_date is None or day > self._max_date:
-            self._max_date = day
+        self._note_date(day, dated=epoch.day is not None)
         return day
+
+    def _note_date(self, day: date, *, dated: bool) -> None:
+        """Raise the stream's latest date; a leap of 1023+ weeks only once confirmed."""
+        top = self._max_date
+        if top is None or (day > top and day - top < ROLLOVER_GAP):
+            self._max_date = day
+            self._ahead = 0
+        elif day - top >= ROLLOVER_GAP:
+            if dated:  # a date carried from the outlier itself confirms nothing
+                self._ahead += 1
+            if self._ahead >= ROLLOVER_CONFIRM:
+                self._max_date = day
+                self._ahead = 0
+        elif dated:
+            self._ahead = 0
 
     def _corrected(self, day: date) -> date:
         floor = self._floor
@@ -240,7 +259,9 @@ class FixDecoder:
             while day < floor:
                 day += WEEK_ROLLOVER
                 moved = True
-        if self._max_date is not None and day <= self._max_date - timedelta(weeks=1023):
+        # A date at or after the floor cannot be 1024 weeks early (until the floor is 19 years
+        # old), so with a floor the stream's latest date is not consulted at all.
+        elif self._max_date is not None and day <= self._max_date - ROLLOVER_GAP:
             day += WEEK_ROLLOVER
             moved = True
         if moved:
