@@ -45,7 +45,8 @@ from tracker.emulator.runner import EmulatorHandle, running_emulator  # noqa: E4
 from tracker.engine.service import Service  # noqa: E402
 from tracker.engine.uplink import Uplink  # noqa: E402
 from tracker.gps.stream import open_fix_stream  # noqa: E402
-from tracker.mmt.client import MapMyTracksClient, build_gpx  # noqa: E402
+from tracker.mmt.client import MapMyTracksClient  # noqa: E402
+from tracker.mmt.gpx import build_gpx  # noqa: E402
 from tracker.mmt.tokens import TokenStore  # noqa: E402
 from tracker.model import Fix, Point  # noqa: E402
 from tracker.ride.activity import Trigger  # noqa: E402

@@ -23,7 +23,8 @@ from tracker.errors import (
     PermanentApiError,
     RetryableApiError,
 )
-from tracker.mmt.client import MapMyTracksClient, build_gpx, encode_data
+from tracker.mmt.client import MapMyTracksClient, encode_data
+from tracker.mmt.gpx import build_gpx
 from tracker.mmt.login import login
 from tracker.mmt.tokens import TokenStore
 from tracker.model import HeartRateSample, Point

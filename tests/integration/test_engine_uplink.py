@@ -15,7 +15,7 @@ import pytest
 
 from tracker.config import ActivitySettings, UplinkSettings
 from tracker.engine.uplink import Uplink
-from tracker.mmt.client import build_gpx
+from tracker.mmt.gpx import build_gpx
 from tracker.model import HeartRateSample
 from tracker.retry import RetryPolicy
 from tracker.ride.activity import ActivityState, Event

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tracker.config import ActivitySettings, UplinkSettings
 from tracker.engine.uplink import Uplink
-from tracker.mmt.client import build_gpx
+from tracker.mmt.gpx import build_gpx
 from tracker.ride.activity import ActivityState, Event
 from tracker.storage.outbox import Outbox
 

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace, settings: Settings) -> int:
     import sqlite3
 
-    from tracker.mmt.client import build_gpx
+    from tracker.mmt.gpx import build_gpx
     from tracker.storage.outbox import read_stored
 
     data_dir = Path(args.data_dir) if args.data_dir else settings.storage.resolved_data_dir()

@@ -309,6 +309,6 @@ async def _watchdog_task() -> None:
 
 
 def _build_gpx(points: Sequence[Point], title: str) -> str:
-    from tracker.mmt.client import build_gpx
+    from tracker.mmt.gpx import build_gpx
 
     return build_gpx(points, title)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Final
 
@@ -68,30 +67,6 @@ def encode_data(points: Sequence[Point], hr: Sequence[HeartRateSample] = ()) -> 
             for s in hr
         ]
     return json.dumps(body, separators=(",", ":"), allow_nan=False)
-
-
-def build_gpx(points: Sequence[Point], title: str) -> str:
-    """A GPX 1.1 document (one track, one segment) for ``uploadActivity``, made with gpxpy."""
-    import gpxpy.gpx
-
-    gpx = gpxpy.gpx.GPX()
-    gpx.creator = "tracker"
-    gpx.name = title
-    track = gpxpy.gpx.GPXTrack(name=title)
-    segment = gpxpy.gpx.GPXTrackSegment()
-    for p in points:
-        segment.points.append(
-            gpxpy.gpx.GPXTrackPoint(
-                latitude=round(p.lat, 6),
-                longitude=round(p.lon, 6),
-                elevation=None if p.ele is None else round(p.ele, 1),
-                time=datetime.fromtimestamp(int(p.timestamp), tz=UTC),
-            )
-        )
-    track.segments.append(segment)
-    gpx.tracks.append(track)
-    xml: str = gpx.to_xml(version="1.1")
-    return xml
 
 
 # -- the client --------------------------------------------------------------------------------
