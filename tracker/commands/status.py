@@ -157,6 +157,14 @@ def render_service(info: dict[str, Any]) -> list[str]:
         )
     else:
         lines.append("  activity: none (press the button or run `tracker start`)")
+    others = [r for r in st.rides if not act or r.title != act.title]
+    for ride in others:
+        lines.append(f"  other ride: {ride.title} ({ride.state}),"
+                     f" waiting {ride.points_waiting}: {ride.upload}")  # fmt: skip
+    if act:
+        mine = next((r for r in st.rides if r.title == act.title), None)
+        if mine is not None and mine.upload != "sending":
+            lines.append(f"  upload: {mine.upload}")
     up = st.uplink
     link = f"  link: {up.link}, last successful upload {up.last_success or 'never'}"
     if up.last_error:

@@ -19,6 +19,7 @@ from tracker.bike.device_state import DeviceState, device_state
 from tracker.engine.recorder import EngineCounters, GpsView
 from tracker.engine.supervisor import TaskHealth
 from tracker.engine.uplink import LinkStatus
+from tracker.ride.activity import NOT_ON_SERVER, ActivityState
 from tracker.storage.outbox import ActivityRecord, Outbox
 
 JsonObject = dict[str, Any]  # JSON as parsed or about to be dumped: the wire format, no more
@@ -125,6 +126,41 @@ class ActivitySection:
 
 
 @dataclass(frozen=True)
+class RideSection:
+    """A ride that is not (or not yet) on the server, with what its upload is doing: each
+    ride has its own, since none holds back another."""
+
+    title: str
+    state: str
+    points_waiting: int
+    upload: str  # sending | held: <error> | gpx_at_stop | rejected | unconfirmed
+
+    @classmethod
+    def of(cls, rec: ActivityRecord, link: LinkStatus | None) -> RideSection:
+        a = rec.activity
+        held = link.held.get(a.local_id) if link else None
+        if a.state is ActivityState.REJECTED:
+            upload = "rejected by the server; kept on disk (tracker export)"
+        elif a.state is ActivityState.UNCONFIRMED:
+            upload = "GPX reply lost, not resent; check the website (tracker export has it)"
+        elif held is not None:
+            upload = f"held: {held}"
+        elif a.upload_only:
+            upload = "refused live; goes up as GPX when stopped"
+        else:
+            upload = "sending"
+        return cls(a.title, a.state.value, len(rec.pending) + len(rec.staged), upload)
+
+
+def _unfinished(rec: ActivityRecord) -> bool:
+    """Still to go up, or finished without being on the server (a discarded ride had nothing)."""
+    state = rec.activity.state
+    return rec.activity.is_open or (
+        state in NOT_ON_SERVER and state is not ActivityState.DISCARDED
+    )
+
+
+@dataclass(frozen=True)
 class UplinkSection:
     link: str = "idle"
     last_success: str | None = None
@@ -179,6 +215,7 @@ class ServiceStatus:
     storage: StorageSection
     heart_rate: JsonObject  # the strap's own report (tracker.bike.heart_rate.source)
     tasks: dict[str, TaskSection]
+    rides: list[RideSection] = field(default_factory=list)  # every ride not on the server yet
 
     def as_json(self) -> JsonObject:
         return {
@@ -196,6 +233,7 @@ class ServiceStatus:
             "storage": vars_of(self.storage),
             "heart_rate": self.heart_rate,
             "tasks": {name: vars_of(t) for name, t in self.tasks.items()},
+            "rides": [vars_of(r) for r in self.rides],
         }
 
     @classmethod
@@ -217,6 +255,7 @@ class ServiceStatus:
             storage=StorageSection(**d["storage"]),
             heart_rate=dict(d.get("heart_rate") or {"state": "disabled"}),
             tasks={name: TaskSection(**t) for name, t in (d.get("tasks") or {}).items()},
+            rides=[RideSection(**r) for r in d.get("rides") or []],
         )
 
 
@@ -245,8 +284,15 @@ def build_status(
         or next((r for r in reversed(activities) if r.activity.is_open), None)
         or (activities[-1] if activities else None)
     )
-    waiting = outbox.pending_count() + outbox.unsaved_count()
+    unfinished = [r for r in activities if _unfinished(r)]
+    # Points still on their way up; a refused or unconfirmed ride's points are kept, not waiting.
+    waiting = sum(len(r.pending) + len(r.staged) for r in unfinished if r.activity.is_open)
     uplink = UplinkSection.of(link)
+    # The ride being recorded is live only if its own uploads go: not waiting out a backoff of
+    # its own, not refused live (its points then wait for the GPX at the stop).
+    stuck = current is not None and (
+        current.activity.upload_only or (link is not None and current.local_id in link.held)
+    )
     gps_section = GpsSection.of(gps)
     filters = gps_section.receiver.get("filters")
     failed = any(h.restarts and not h.running for h in tasks.values())
@@ -257,7 +303,7 @@ def build_status(
         has_fix=gps.has_fix,
         recording=current is not None,
         points_waiting=waiting,
-        link_up=uplink.link in ("up", "idle"),
+        link_up=uplink.link in ("up", "idle") and not stuck,
     )
     return ServiceStatus(
         pid=pid,
@@ -274,6 +320,7 @@ def build_status(
         storage=StorageSection(str(outbox.path), outbox.storage_error, files_bytes(outbox.path)),
         heart_rate=heart_rate,
         tasks={n: TaskSection(h.restarts, h.last_error) for n, h in tasks.items()},
+        rides=[RideSection.of(r, link) for r in unfinished],
     )
 
 

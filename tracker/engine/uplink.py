@@ -37,7 +37,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
 from tracker.config import ActivitySettings, UplinkSettings
@@ -98,6 +98,8 @@ class LinkStatus:
     points_sent: int = 0
     hr_sent: int = 0
     next_retry_in_s: float | None = None
+    # Activities waiting out their own backoff after a failure: local id -> the last error.
+    held: dict[int, str] = field(default_factory=dict)
 
 
 class Uplink:
@@ -201,6 +203,7 @@ class Uplink:
         if more is None:  # nothing could be sent yet (the last points are being committed)
             return self.settings.drain_interval_s
         self._held.pop(rec.local_id, None)
+        self.status.held.pop(rec.local_id, None)
         self.status.state = "up"
         self.status.last_success_wall = self._wall()
         self.status.last_error = None
@@ -373,7 +376,7 @@ class Uplink:
             )
         delay = hold.backoff.failure(exc.retry_after if isinstance(exc, ApiError) else None)
         hold.until = self._mono() + delay
-        hold.error = f"{type(exc).__name__}: {exc}"
+        hold.error = self.status.held[rec.local_id] = f"{type(exc).__name__}: {exc}"
         self.status.next_retry_in_s = delay
         self.status.last_error = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, LoginNeededError | AuthError):
@@ -400,6 +403,7 @@ class Uplink:
                 )
                 await self.outbox.update_activity(activity_with(rec, upload_only=True))
                 self._held.pop(rec.local_id, None)
+                self.status.held.pop(rec.local_id, None)
                 return 0.0
         else:
             self.status.state = "down"
