@@ -248,3 +248,29 @@ async def test_a_service_restart_is_not_a_stop_and_a_failed_task_restarts(tmp_pa
 
 async def wait_ready(svc: Service) -> None:
     await asyncio.wait_for(svc.wait_ready(), 10)
+
+
+async def test_one_fix_an_hour_ahead_discards_nothing_after_it(tmp_path: Path) -> None:
+    """Issue 14, defect 4: one checksum-valid epoch an hour ahead used to make the engine skip
+    every later fix as stale (98 of 98 lost, nothing logged). Now the filters drop that one fix
+    and the whole ride reaches the server."""
+    from .test_gps_time_outlier import recording_with_one_bad_epoch
+
+    lines, good = recording_with_one_bad_epoch()
+    log = tmp_path / "one-bad-epoch.nmea"
+    log.write_bytes(b"".join(lines))
+    data = tmp_path / "data"
+
+    def settings_for(emu: EmulatorHandle) -> Settings:
+        s = engine_settings(data, emu, source="replay", replay_file=str(log), replay_speed=0.0)
+        return s.replace("activity", autostart=True)
+
+    async with service_with(tmp_path, settings_for) as (emu, svc):
+        await until(lambda: bool(emu.activities) and emu.activities[0].state == "stopped")
+        (remote,) = emu.activities
+        counters = svc.recorder.counters
+        assert counters.stale_fixes == 0
+        assert counters.fixes_recorded == len(good)
+        assert svc.status().drops.get("time") == 1
+        assert remote.points[0].timestamp == int(good[0].unix)
+        assert remote.points[-1].timestamp == int(good[-1].unix)

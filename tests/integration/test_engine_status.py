@@ -27,6 +27,7 @@ TRACK = ("tracks", "ROB__gx.to.gavres.nmea")
 SERVICE_KEYS = {
     "running", "pid", "uptime_s", "device_state", "gps", "drops", "engine", "activity",
     "recording", "uplink", "points_waiting", "login", "storage", "heart_rate", "tasks",
+    "rides",  # added with independent rides (issue 14): every ride not on the server yet
 }  # fmt: skip
 SECTION_KEYS = {
     "gps": {

@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def login_status(settings: Settings, *, now: float | None = None) -> dict[str, Any]:
     """The login section: from the token file only, no network."""
     from tracker.errors import StorageError
-    from tracker.mmt.oauth import MAX_CLOCK_SKEW_S, system_clock
+    from tracker.mmt.expiry import MAX_CLOCK_SKEW_S, system_clock
     from tracker.mmt.tokens import TokenStore
 
     store = TokenStore.in_dir(settings.storage.resolved_data_dir())

@@ -91,6 +91,7 @@ class Recorder:
     counters: EngineCounters = field(default_factory=EngineCounters)
     _track: _Track | None = None
     _stream: FixStream | None = None
+    _stale_run: int = 0  # fixes skipped in a row as not after the last recorded one
 
     # -- the activity's sampler --------------------------------------------------------------
 
@@ -150,8 +151,20 @@ class Recorder:
         if track is None or rec is None:
             return
         if track.last_fix_unix is not None and fix.unix <= track.last_fix_unix:
-            c.stale_fixes += 1  # e.g. buffered in the pty while we were down: already covered
+            # E.g. buffered in the pty while we were down: already covered. A lone wrong fix
+            # cannot cause a run of these: the filters drop an implausible time first.
+            if not self._stale_run:
+                log.warning(
+                    "skipping fixes not after the last recorded one (already covered)",
+                    fix_time=fix.time.isoformat(),
+                    last_recorded_unix=track.last_fix_unix,
+                )
+            self._stale_run += 1
+            c.stale_fixes += 1
             return
+        if self._stale_run:
+            log.info("recording fixes again", skipped=self._stale_run)
+            self._stale_run = 0
         points = track.sampler.feed(fix)
         track.last_fix_unix = fix.unix
         c.fixes_recorded += 1

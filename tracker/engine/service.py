@@ -226,13 +226,12 @@ class Service:
         )
 
     def _trusted_clock(self) -> float | None:
-        """GPS time when we have it (a Pi has no RTC), else the system clock if plausible."""
-        gps = self.recorder.gps_now()
-        if gps is not None:
-            return gps
-        from tracker.mmt.oauth import system_clock
+        """The system clock when the kernel says it is synchronised (NTP, chrony), else GPS
+        time (a Pi has no RTC), else the system clock if plausible. Only stamped into the token
+        file for `tracker status`: no refresh is decided on it (tracker.mmt.expiry)."""
+        from tracker.gps.sysclock import trusted_now
 
-        return system_clock()
+        return trusted_now(self.recorder.gps_now())
 
     def _new_sampler(self, snapshot: dict[str, Any] | None) -> SamplerLike:
         from tracker.ride.sampler import Sampler

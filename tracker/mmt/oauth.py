@@ -31,14 +31,8 @@ from authlib.oauth2.rfc6749 import OAuth2Token
 from tracker.errors import AuthError, ConfigError, RetryableApiError
 from tracker.logs import register_secret, scrub
 from tracker.mmt import tokens as token_module
-from tracker.mmt.expiry import DEFAULT_LEEWAY_S as DEFAULT_LEEWAY_S
-from tracker.mmt.expiry import MAX_CLOCK_SKEW_S as MAX_CLOCK_SKEW_S
-from tracker.mmt.expiry import WallClock, number
-from tracker.mmt.expiry import system_clock as system_clock
+from tracker.mmt.expiry import DEFAULT_LEEWAY_S, WallClock, number, system_clock
 from tracker.mmt.http import Endpoints, Reply, ReplyTooLargeError, classify_status, send
-
-# (DEFAULT_LEEWAY_S, MAX_CLOCK_SKEW_S, system_clock: where the engine and `tracker status`
-# import them from; they live in tracker.mmt.expiry.)
 
 MAX_TOKEN_REPLY_BYTES: Final = 64 * 1024
 # The token endpoint's reply must be waited for: a refresh abandoned after the server rotated
