@@ -277,7 +277,10 @@ class Service:
 
             try:
                 source = open_heart_rate_source(
-                    self.settings.heart_rate, self.recorder.gps_anchor, clock=self.monotonic
+                    self.settings.heart_rate,
+                    self.recorder.gps_anchor,
+                    clock=self.monotonic,
+                    ride_clock=self.recorder.gps_now,  # a replayed strap keeps the ride's pace
                 )
             except ConfigError as exc:
                 # A wrong [heart_rate] device is no reason to stop recording the ride, and

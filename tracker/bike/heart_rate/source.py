@@ -50,6 +50,10 @@ from tracker.retry import STRAP_RECONNECT, Backoff, RetryPolicy
 
 log = get_logger("tracker.heart_rate")
 
+# How often a replayed strap looks at the ride clock (wall seconds): 50 looks per second
+# keep up with a replay at 20x and cost nothing next to the replay itself.
+RIDE_POLL_S = 0.02
+
 PacketCallback = Callable[[bytes], None]
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
@@ -184,9 +188,11 @@ class ReplayHeartRateTransport:
     """Plays (offset seconds, packet bytes) pairs as notifications of a pretend strap.
 
     Everything above the transport (link handling, parser, GPS time, thinning, counters) runs
-    exactly as with a real strap. ``speed`` divides the gaps between packets (0 = no waiting);
-    the demo passes its GPS replay speed so heart rate keeps pace with the ride. When a finite
-    series ends, the link closes and the next scan raises :class:`TransportExhausted`.
+    exactly as with a real strap. With ``ride_clock`` (the ride's GPS time now, None before the
+    first fix) a packet plays once the ride has gone on as far as its offset: one clock for the
+    whole ride, so a GPS log replayed at 20x, or as fast as it is read, still gets one sample per
+    ride-second. Without it, ``speed`` divides the gaps between packets (0 = no waiting). When a
+    finite series ends, the link closes and the next scan raises :class:`TransportExhausted`.
     """
 
     def __init__(
@@ -196,6 +202,7 @@ class ReplayHeartRateTransport:
         speed: float = 1.0,
         name: str = "replayed strap",
         sleep: Sleep = asyncio.sleep,
+        ride_clock: Callable[[], float | None] | None = None,
     ) -> None:
         if speed < 0:
             raise ValueError("speed must be >= 0")
@@ -205,6 +212,8 @@ class ReplayHeartRateTransport:
         self._sleep = sleep
         self._exhausted = False
         self._last_offset: float | None = None
+        self._ride_clock = ride_clock
+        self._ride_start: float | None = None  # ride time at offset 0
 
     async def scan(self, device: str) -> FoundStrap | None:
         if self._exhausted:
@@ -221,6 +230,10 @@ class ReplayHeartRateTransport:
     async def _play(self, on_packet: PacketCallback, link: _ReplayLink) -> None:
         try:
             for offset, packet in self._series:
+                if self._ride_clock is not None:
+                    await self._until_ride_reaches(offset)
+                    on_packet(packet)
+                    continue
                 gap = 0.0
                 if self._last_offset is not None and self._speed > 0:
                     gap = max(0.0, offset - self._last_offset) / self._speed
@@ -234,6 +247,19 @@ class ReplayHeartRateTransport:
             link.exhausted = True
         finally:
             link.closed.set()
+
+
+    async def _until_ride_reaches(self, offset: float) -> None:
+        """Wait until the ride clock has gone ``offset`` seconds past the first packet."""
+        assert self._ride_clock is not None
+        while True:
+            now = self._ride_clock()
+            if now is not None:
+                if self._ride_start is None:
+                    self._ride_start = now - offset
+                if now - self._ride_start >= offset:
+                    return
+            await self._sleep(RIDE_POLL_S)
 
 
 class _ReplayLink:
@@ -505,6 +531,7 @@ def open_heart_rate_source(
     gps_time: GpsTime,
     *,
     replay_speed: float = 1.0,
+    ride_clock: Callable[[], float | None] | None = None,
     clock: Clock = time.monotonic,
     sleep: Sleep = asyncio.sleep,
 ) -> HeartRateSource | None:
@@ -513,7 +540,8 @@ def open_heart_rate_source(
     ``device`` is a BLE address, a name, or "auto" (the first strap advertising the Heart Rate
     service); for demos and bench tests also ``"synthetic"`` / ``"synthetic:<seed>"`` (an
     endless generated ride) or ``"replay:<file>"`` (a recorded series, see
-    :func:`tracker.bike.heart_rate.protocol.parse_packet_recording`), played at ``replay_speed``.
+    :func:`tracker.bike.heart_rate.protocol.parse_packet_recording`), played on ``ride_clock``
+    (the ride's GPS time) when given, else at ``replay_speed``.
     Raises ConfigError when the device string or the recording is unusable.
     """
     if not settings.enabled:
@@ -531,7 +559,11 @@ def open_heart_rate_source(
                 f"[heart_rate] device: {device!r}: the seed after 'synthetic:' must be a number"
             ) from None
         transport = ReplayHeartRateTransport(
-            synthetic_ride_packets(seed), speed=replay_speed, name="synthetic strap", sleep=sleep
+            synthetic_ride_packets(seed),
+            speed=replay_speed,
+            name="synthetic strap",
+            sleep=sleep,
+            ride_clock=ride_clock,
         )
     elif device.startswith(REPLAY_PREFIX):
         path = Path(device[len(REPLAY_PREFIX) :]).expanduser()
@@ -542,7 +574,11 @@ def open_heart_rate_source(
         except ValueError as exc:
             raise ConfigError(f"[heart_rate] device: {path}: {exc}") from None
         transport = ReplayHeartRateTransport(
-            series, speed=replay_speed, name=f"recording {path.name}", sleep=sleep
+            series,
+            speed=replay_speed,
+            name=f"recording {path.name}",
+            sleep=sleep,
+            ride_clock=ride_clock,
         )
     else:
         transport = BleakHeartRateTransport()
