@@ -11,7 +11,10 @@ catch-up time. Everything real: the emulator on loopback, the API client, the wh
    **Liveness:** for every fix, how long (in ride time) until the server holds a point at or
    after it, i.e. until the segment that covers it is drawn. The emulator store is sampled
    every few milliseconds of wall time, so the figure is accurate to about 1 s of ride time.
-2. **Catch-up of a 2-hour backlog**: the link comes back after a 2-hour outage; the uplink
+2. **Heart rate rides along**: a 15-minute ride at 20x, once without a strap and once with the
+   synthetic one (``device = "synthetic:7"``): requests and bytes through the same proxy, and
+   the share of ride-seconds for which the server holds a heart-rate sample.
+3. **Catch-up of a 2-hour backlog**: the link comes back after a 2-hour outage; the uplink
    with its default settings (500 points a batch, 1 s between batches) sends the backlog.
    Measured for the sampler's points at 10 m, and for the worst case of every fix kept; the
    baseline is one request per point.
@@ -80,27 +83,33 @@ def through_proxy(s: Settings, proxy: CountingProxy, emu: EmulatorHandle) -> Set
     )
 
 
-def scaled_settings(data: Path, proxy: CountingProxy, emu: EmulatorHandle) -> Settings:
+def scaled_settings(
+    data: Path, proxy: CountingProxy, emu: EmulatorHandle, speed: float = SPEED
+) -> Settings:
     s = through_proxy(Settings().replace("storage", data_dir=str(data)), proxy, emu)
-    s = s.replace("uplink", batch_interval_s=10.0 / SPEED, drain_interval_s=1.0 / SPEED)
+    s = s.replace("uplink", batch_interval_s=10.0 / speed, drain_interval_s=1.0 / speed)
     s = s.replace("sampler", max_error_m=10.0, max_delay_s=MAX_DELAY_S)
     s = s.replace("activity", autostart=True)
     return s.replace("gpio", pin_factory="none")
 
 
-async def ours(fixes: list[Fix]) -> dict[str, Any]:
+async def ours(
+    fixes: list[Fix], *, speed: float = SPEED, strap: str | None = None
+) -> dict[str, Any]:
     async with running_emulator() as emu, CountingProxy(emu.host, emu.port) as proxy:
         with tempfile.TemporaryDirectory() as tmp:
             data = Path(tmp)
             store = TokenStore.in_dir(data)
             store.save(emu.issue_tokens())
-            s = scaled_settings(data, proxy, emu)
+            s = scaled_settings(data, proxy, emu, speed)
+            if strap is not None:
+                s = s.replace("heart_rate", enabled=True, device=strap)
             yielded: list[float] = []
             svc = Service(
                 s,
                 handle_signals=False,
-                commit_interval_s=1.0 / SPEED,
-                fix_stream=lambda: paced(fixes, SPEED, yielded),
+                commit_interval_s=1.0 / speed,
+                fix_stream=lambda: paced(fixes, speed, yielded),
                 client_factory=lambda: MapMyTracksClient(s.api, store),
             )
             task = asyncio.create_task(svc.run())
@@ -117,7 +126,7 @@ async def ours(fixes: list[Fix]) -> dict[str, Any]:
             await task
     (remote,) = emu.activities
     w0, t0 = yielded[0], fixes[0].unix
-    seen = sorted((ts, (w - w0) * SPEED + t0) for ts, w in first_seen.items())
+    seen = sorted((ts, (w - w0) * speed + t0) for ts, w in first_seen.items())
     lat = []
     j = 0
     for f in fixes:  # latency of a fix: ride time until a point at or after it is on the server
@@ -127,8 +136,12 @@ async def ours(fixes: list[Fix]) -> dict[str, Any]:
             lat.append(seen[j][1] - f.unix)
     counts = emu.request_counts()
     requests = sum(sum(v.values()) for k, v in counts.items() if not k.startswith("oauth"))
+    ride_seconds = range(int(fixes[0].unix), int(fixes[-1].unix) + 1)
+    hr_seconds = {s.timestamp for s in remote.hr} & set(ride_seconds)
     return {
         "points": len(remote.points),
+        "hr_coverage": len(hr_seconds) / len(ride_seconds),
+        "hr_samples": len(remote.hr),
         "requests": requests,
         "bytes": proxy.bytes_up,
         "max_latency_s": max(lat),
@@ -233,6 +246,32 @@ def sample(fixes: list[Fix], max_error_m: float) -> list[Point]:
     return out + sampler.flush()
 
 
+async def heart_rate_case() -> None:
+    """The same 15-minute ride at 20x, without and with a (synthetic) strap."""
+    fixes = city(seed=3, minutes=15.0)
+    plain = await ours(fixes, speed=20.0)
+    strap = await ours(fixes, speed=20.0, strap="synthetic:7")
+    more_requests = strap["requests"] / plain["requests"] - 1
+    more_bytes = strap["bytes"] / plain["bytes"] - 1
+    print("\nheart rate, a 15-minute ride at 20x through the same proxy:")
+    for label, r in (("no strap", plain), ("strap", strap)):
+        print(
+            f"  {label:9s}: {r['requests']:4d} requests, {r['bytes']:7d} bytes,"
+            f" {r['hr_samples']:4d} HR samples on the server"
+            f" ({r['hr_coverage']:.0%} of the ride's seconds)"
+        )
+    goal = (
+        strap["requests"] <= plain["requests"] * 1.10 + 1
+        and more_bytes <= 0.35
+        and strap["hr_coverage"] >= 0.90
+    )
+    print(
+        f"  strap costs {more_requests:+.0%} requests, {more_bytes:+.0%} bytes;"
+        f" goal (<= +10 % requests (+1), <= +35 % bytes, >= 90 % of seconds with HR):"
+        f" {'met' if goal else 'NOT met'}"
+    )
+
+
 async def main() -> None:
     configure_logging("error")
     rides = {"synthetic city bike ride, 60 min": city(seed=1, minutes=60.0)}
@@ -261,6 +300,7 @@ async def main() -> None:
             f"  liveness  : max {a['max_latency_s']:.1f} s, p95 {a['p95_latency_s']:.1f} s"
             f" from a fix to a point at or after it on the server ({a['live_fixes']} fixes)"
         )
+    await heart_rate_case()
     backlog = city(seed=2, minutes=120.0)
     kept = sample(backlog, 10.0)
     every = [as_point(f) for f in backlog]
