@@ -108,9 +108,9 @@ class ActivitySection:
     last_upload: str | None
 
     @classmethod
-    def of(cls, rec: ActivityRecord) -> ActivitySection:
+    def of(cls, rec: ActivityRecord, waiting: int) -> ActivitySection:
+        """``waiting``: the activity's points not confirmed yet (``Outbox.waiting_count``)."""
         a = rec.activity
-        waiting = len(rec.pending) + len(rec.staged)
         return cls(
             title=a.title,
             state=a.state.value,
@@ -266,7 +266,7 @@ def build_status(
         gps=gps_section,
         drops=dict(filters) if isinstance(filters, dict) else {},
         engine=EngineSection.of(counters),
-        activity=ActivitySection.of(shown) if shown else None,
+        activity=ActivitySection.of(shown, outbox.waiting_count(shown.local_id)) if shown else None,
         recording=current is not None,
         uplink=uplink,
         points_waiting=waiting,
