@@ -80,7 +80,9 @@ def _tighten(path: Path, allowed: int, *, is_dir: bool = False) -> None:
         if key not in _reported:
             _reported.add(key)
             log.warning(
-                "cannot make the location history private", path=key, mode=oct(mode),
+                "cannot make the location history private",
+                path=key,
+                mode=oct(mode),
                 reason=str(exc),
             )
         return
