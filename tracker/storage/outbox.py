@@ -27,8 +27,9 @@ so the event loop never blocks on an fsync. Why this shape:
   still waiting to be sent are never pruned.
 - **Private.** The data dir is 0700, the database and its ``-wal``/``-shm`` 0600 (``files``).
 
-This module is the staging and the commit protocol; the SQLite side is ``db`` (with ``schema``,
-``rows`` and ``pruning``), run in one worker thread.
+This module is the staging and the commit protocol; ``memory_mode`` decides when the disk is
+tried again, and the SQLite side is ``db`` (with ``schema``, ``rows`` and ``pruning``), run in
+one worker thread.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from tracker.model import HeartRateSample, Point
 from tracker.ride.activity import FINISHED, Activity, ActivityState
 from tracker.storage.db import Database
 from tracker.storage.failures import describe, is_corrupt
+from tracker.storage.memory_mode import MemoryMode
 from tracker.storage.queues import ActivityQueue
 from tracker.storage.records import ActivityRecord, SamplerState, activity_with
 from tracker.storage.rows import Batch, Loaded, activity_row
@@ -78,21 +80,23 @@ class Outbox:
         self.keep_days = keep_days
         self.retry_s = retry_s
         self._wall = wall_clock
-        self._mono = monotonic
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self._db = Database(self.path, self.max_bytes)
         self._records: dict[int, ActivityRecord] = {}
         self._queues: dict[int, ActivityQueue] = {}
         self._sampler: dict[int, SamplerState] = {}
         self._sampler_dirty: set[int] = set()
-        self.storage_error: str | None = None
-        self._corrupt = False
-        self._next_retry = 0.0
+        self._memory = MemoryMode(self.path, retry_s, monotonic)
         self.commits = 0
         self._lock = asyncio.Lock()
         self._in_flight: Batch | None = None  # the batch a commit is writing right now
         # Sampler snapshots staged with their points, evaluated when the next commit takes them.
         self._sampler_source: dict[int, Callable[[], SamplerState]] = {}
+
+    @property
+    def storage_error(self) -> str | None:
+        """Why the outbox runs from memory (status, LED); None while it writes to disk."""
+        return self._memory.error
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -101,27 +105,20 @@ class Outbox:
         try:
             loaded = await self._run(self._db.open)
         except (sqlite3.Error, OSError) as exc:
-            self._enter_memory_mode(exc, during="open")
+            self._memory.enter(exc, during="open")
             loaded = await self._salvage()
         self._records = {r.local_id: r for r in loaded.records}
-        self._queues = {
-            r.local_id: ActivityQueue(
-                pending=loaded.pending[r.local_id],
-                pending_hr=loaded.pending_hr[r.local_id],
-                dirty=False,
-            )
-            for r in loaded.records
-        }
+        self._queues = ActivityQueue.from_disk(loaded)
         self._sampler = loaded.samplers
 
     async def _salvage(self) -> Loaded:
         """Storage failed at open: read what we can so stored points are still sent."""
-        if not self.path.exists() or self._corrupt:
+        if not self.path.exists() or self._memory.corrupt:
             return Loaded()
         try:
             loaded = await self._run(self._db.salvage_read_only)
         except sqlite3.Error as exc:
-            self._corrupt = self._corrupt or is_corrupt(exc)
+            self._memory.corrupt = self._memory.corrupt or is_corrupt(exc)
             log.error("outbox cannot be read either", reason=describe(exc, self.path))
             return Loaded()
         log.warning(
@@ -306,28 +303,18 @@ class Outbox:
             self._in_flight = None
 
     async def _write_batch(self, batch: Batch) -> None:
-        if self.storage_error is not None and not self._may_retry_disk():
+        if self.storage_error is not None and not self._memory.may_retry_disk():
             self._keep_in_memory(batch, durable=False)
             return
         try:
             await self._run(lambda: self._db.write(batch))
         except (sqlite3.Error, OSError) as exc:
-            if self.storage_error is None:
-                self._enter_memory_mode(exc, during="commit")
-            self._next_retry = self._mono() + self.retry_s
+            self._memory.write_failed(exc)
             self._keep_in_memory(batch, durable=False)
             return
-        if self.storage_error is not None:
-            log.warning(
-                "storage is writable again; memory-held points are on disk now",
-                path=str(self.path),
-            )
-            self.storage_error = None
+        self._memory.write_succeeded()
         self.commits += 1
         self._keep_in_memory(batch, durable=True)
-
-    def _may_retry_disk(self) -> bool:
-        return not self._corrupt and self._mono() >= self._next_retry
 
     def _take_batch(self) -> Batch:
         for local_id, snapshot in self._sampler_source.items():
@@ -362,17 +349,6 @@ class Outbox:
             )
         if not durable:
             self._sampler_dirty.update(batch.samplers)
-
-    def _enter_memory_mode(self, exc: BaseException, *, during: str) -> None:
-        reason = describe(exc, self.path)
-        self._corrupt = self._corrupt or is_corrupt(exc)
-        self.storage_error = reason
-        log.error(
-            "outbox storage failed; running from memory, nothing already stored is lost",
-            reason=reason,
-            during=during,
-            path=str(self.path),
-        )
 
     # ------------------------------------------------------------------ pruning
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from tracker.model import HeartRateSample, Point
+from tracker.storage.rows import Loaded
 
 
 class _Timed(Protocol):
@@ -30,6 +31,19 @@ class ActivityQueue:
     staged: list[Point] = field(default_factory=list)
     staged_hr: list[HeartRateSample] = field(default_factory=list)
     dirty: bool = True  # the activities row needs writing
+
+    @classmethod
+    def from_disk(cls, loaded: Loaded) -> dict[int, ActivityQueue]:
+        """The queues as the database holds them: what waits after the watermarks, nothing
+        staged, every row as stored."""
+        return {
+            r.local_id: cls(
+                pending=loaded.pending[r.local_id],
+                pending_hr=loaded.pending_hr[r.local_id],
+                dirty=False,
+            )
+            for r in loaded.records
+        }
 
     def oldest(self, limit: int) -> tuple[list[Point], list[HeartRateSample]]:
         """The oldest ``limit`` pending points, and the pending HR samples up to the last of
