@@ -3,7 +3,8 @@
 Every method here blocks (an fsync per commit): the :class:`~tracker.storage.outbox.Outbox`
 calls them through its one-thread executor, so the event loop never waits on the disk and the
 connection never changes thread. Errors (``sqlite3.Error``, ``OSError``) go up unchanged: the
-outbox decides what a failure means (memory mode, a retry, a warning).
+outbox decides what a failure means (memory mode, a retry, a warning). The one exception is the
+read-only salvage, itself the fallback of a failure: it says what it could read.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from tracker.logs import get_logger
 from tracker.model import Point
 from tracker.storage import pruning
-from tracker.storage.failures import is_full
+from tracker.storage.failures import describe, is_corrupt, is_full
 from tracker.storage.records import ActivityRecord
 from tracker.storage.rows import Batch, Loaded, load, select_points, write_batch
 from tracker.storage.schema import DB_NAME, connect, connect_read_only, used_bytes
+
+log = get_logger("outbox")
 
 
 class Database:
@@ -44,20 +48,30 @@ class Database:
         self._db = db
         return loaded
 
-    def salvage_read_only(self) -> Loaded:
-        """Storage failed at open: read what we can so stored points are still sent. Raises the
-        last ``sqlite3.Error`` when neither way of reading works."""
+    def salvage_read_only(self) -> tuple[Loaded, bool]:
+        """Storage failed at open: read what we can so stored points are still sent. Returns
+        what was read (nothing when the file cannot be read either, said once) and whether the
+        file is corrupt."""
+        if not self.path.exists():
+            return Loaded(), False
         last: sqlite3.Error | None = None
         # mode=ro reads the WAL too but needs to create the -shm file; immutable=1 works in a
         # read-only directory (after a clean close the WAL is checkpointed into the file).
         for params in ("mode=ro", "mode=ro&immutable=1"):
             try:
                 with contextlib.closing(connect_read_only(self.path, params)) as db:
-                    return load(db)
+                    loaded = load(db)
             except sqlite3.Error as exc:
                 last = exc
+                continue
+            log.warning(
+                "outbox read read-only: its waiting points will still be sent",
+                activities=len(loaded.records),
+            )
+            return loaded, False
         assert last is not None
-        raise last
+        log.error("outbox cannot be read either", reason=describe(last, self.path))
+        return Loaded(), is_corrupt(last)
 
     def close(self) -> None:
         if self._db is not None:

@@ -48,7 +48,7 @@ from tracker.logs import get_logger
 from tracker.model import HeartRateSample, Point
 from tracker.ride.activity import FINISHED, Activity, ActivityState
 from tracker.storage.db import Database
-from tracker.storage.failures import describe, is_corrupt
+from tracker.storage.failures import describe
 from tracker.storage.memory_mode import MemoryMode
 from tracker.storage.queues import ActivityQueue
 from tracker.storage.records import ActivityRecord, SamplerState, activity_with
@@ -106,26 +106,13 @@ class Outbox:
             loaded = await self._run(self._db.open)
         except (sqlite3.Error, OSError) as exc:
             self._memory.enter(exc, during="open")
-            loaded = await self._salvage()
+            loaded = Loaded()
+            if not self._memory.corrupt:  # read what we can so stored points are still sent
+                loaded, corrupt = await self._run(self._db.salvage_read_only)
+                self._memory.corrupt = self._memory.corrupt or corrupt
         self._records = {r.local_id: r for r in loaded.records}
         self._queues = ActivityQueue.from_disk(loaded)
         self._sampler = loaded.samplers
-
-    async def _salvage(self) -> Loaded:
-        """Storage failed at open: read what we can so stored points are still sent."""
-        if not self.path.exists() or self._memory.corrupt:
-            return Loaded()
-        try:
-            loaded = await self._run(self._db.salvage_read_only)
-        except sqlite3.Error as exc:
-            self._memory.corrupt = self._memory.corrupt or is_corrupt(exc)
-            log.error("outbox cannot be read either", reason=describe(exc, self.path))
-            return Loaded()
-        log.warning(
-            "outbox read read-only: its waiting points will still be sent",
-            activities=len(loaded.records),
-        )
-        return loaded
 
     async def close(self) -> None:
         """Commit what is staged and close the database (SIGTERM path)."""
