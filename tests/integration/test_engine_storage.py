@@ -17,7 +17,7 @@ from tracker.storage.outbox import DB_NAME, Outbox, activity_with
 
 from ..conftest import shared_file
 from .engine_support import ride, tracker_process, until, write_run_config
-from .test_outbox_store_support import read_only
+from .test_outbox_store_support import db_modes, mode, read_only, umask
 
 TRACK = ("tracks", "ROB__gx.to.gavres.nmea")
 
@@ -101,3 +101,40 @@ async def test_read_only_data_dir_still_sends_what_was_stored(tmp_path: Path) ->
         assert proc.returncode == 0, err.decode()[-3000:]
         assert b"read-only" in err
         assert (data / DB_NAME).read_bytes() == before
+
+
+async def test_tracker_run_keeps_the_location_history_private(tmp_path: Path) -> None:
+    """A data dir that a real `tracker run` creates under the usual umask 022 is 0700; the
+    database, its -wal and its -shm are 0600 while the service writes them, and after."""
+    log = shared_file(*TRACK)
+    data = tmp_path / "fresh" / "data"  # nothing exists: the service creates it
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f'[gps]\nsource = "replay"\nreplay_file = "{log}"\nreplay_speed = 0.0\n'
+        f'[storage]\ndata_dir = "{data}"\n[activity]\nautostart = true\n'
+        '[gpio]\npin_factory = "none"\n',
+        encoding="utf-8",
+    )
+    db = data / DB_NAME
+    wal, shm = (db.with_name(db.name + s) for s in ("-wal", "-shm"))
+    with umask(0o022):
+        proc = await tracker("run", "--config", str(cfg))
+    try:
+        # Recording (no credentials: the points stay in the outbox), the WAL being written.
+        await until(
+            lambda: (
+                proc.returncode is not None
+                or (shm.exists() and wal.exists() and wal.stat().st_size > 0)
+            ),
+            limit_s=60,
+        )
+        assert proc.returncode is None
+        assert mode(data) == 0o700
+        assert db_modes(db) == {db.name: 0o600, wal.name: 0o600, shm.name: 0o600}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()[-3000:]
+    assert mode(data) == 0o700
+    assert set(db_modes(db).values()) == {0o600}
+    assert b"readable by other users" not in err  # created private, nothing to tighten

@@ -11,7 +11,7 @@ import signal
 import sqlite3
 from pathlib import Path
 
-from tracker.storage.outbox import read_stored
+from tracker.storage.db import read_stored
 
 from ..conftest import shared_file
 from .engine_support import until

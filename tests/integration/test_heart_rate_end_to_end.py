@@ -207,7 +207,7 @@ async def test_heart_rate_waiting_in_the_outbox_survives_a_restart(tmp_path: Pat
             assert svc.counters.hr_samples == 10
             # Committed: the outbox offers samples to the uplink only once they are on disk.
             (rec,) = svc.outbox.activities()
-            await until(lambda: len(svc.outbox.record(rec.local_id).pending_hr) == 10)
+            await until(lambda: svc.outbox.pending_hr_count(rec.local_id) == 10)
         # The service is gone (a restart leaves the activity recording); the samples are
         # only on disk now. The network comes back and the service starts again.
         emu.set_faults(down=False)
@@ -265,7 +265,7 @@ async def test_heart_rate_without_any_point_to_carry_it_is_still_sent(tmp_path: 
         await until(lambda: bool(emu.activities) and emu.activities[0].state == "stopped")
         (remote,) = await inspection(emu)
         (rec,) = svc.outbox.activities()
-        assert rec.pending_hr == []
+        assert svc.outbox.pending_hr(rec.local_id) == []
     assert remote["hr"] == [{"hr": 110 + s, "timestamp": T0 + s} for s in range(5)]
     assert remote["points"] == [{"lat": 45.0, "lon": 7.0, "ele": 200.0, "timestamp": T0}]
     assert remote["duplicates"] == 1  # the carrier

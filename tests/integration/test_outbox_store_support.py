@@ -58,3 +58,23 @@ def read_only(path: Path) -> Iterator[None]:
         yield
     finally:
         subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@contextlib.contextmanager
+def umask(mask: int) -> Iterator[None]:
+    """Run with this process umask (inherited by subprocesses started meanwhile), restored after."""
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o7777
+
+
+def db_modes(db: Path) -> dict[str, int]:
+    """The permission bits of the database and of whichever of its -wal/-shm exist."""
+    files = [db, *(db.with_name(db.name + s) for s in ("-wal", "-shm"))]
+    return {f.name: mode(f) for f in files if f.exists()}

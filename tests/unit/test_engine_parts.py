@@ -177,8 +177,9 @@ async def test_a_resumed_recording_skips_fixes_it_has_seen_and_stages_heart_rate
     assert stopped is not None
     kept = box.record(rec.local_id)
     assert kept.activity.state is ActivityState.STOPPING
-    assert kept.pending[-1].timestamp == T0 + 14  # flushed: the last fix is a point
-    assert [s.hr for s in kept.pending_hr] == [120]
+    points, hr = box.pending(rec.local_id, 10_000)
+    assert points[-1].timestamp == T0 + 14  # flushed: the last fix is a point
+    assert [s.hr for s in hr] == [120]
     await box.close()
 
 

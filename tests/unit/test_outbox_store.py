@@ -7,12 +7,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from tracker.model import HeartRateSample, Point
 from tracker.ride.activity import ActivityState
 from tracker.storage.outbox import DB_NAME, Outbox, SamplerState, activity_with
 
-from ..integration.test_outbox_store_support import read_only, small_tmpfs
+from ..integration.test_outbox_store_support import db_modes, mode, read_only, small_tmpfs, umask
 
 
 def pts(start: int, n: int) -> list[Point]:
@@ -54,15 +55,14 @@ async def test_points_and_sampler_state_commit_together_and_resume_exactly(tmp_p
     assert box.commits == commits + 1  # one transaction for the whole group
     assert box.pending(rec.local_id, 10)[0] == pts(100, 5)
     box.stage(rec.local_id, pts(105, 1))  # never committed: a SIGKILL would lose it
-    await box._run(box._close_sync)  # no final commit, like a crash
+    await box._run(box._db.close)  # no final commit, like a crash
     box._executor.shutdown()
 
     again = await reopen(tmp_path)
     (back,) = again.activities()
     assert back.activity.title == "Ride 1"
     assert back.activity.state is ActivityState.RECORDING
-    assert back.pending == pts(100, 5)
-    assert back.pending_hr == [HeartRateSample(100, 120)]
+    assert again.pending(back.local_id, 10) == (pts(100, 5), [HeartRateSample(100, 120)])
     assert again.sampler_state(back.local_id) == SamplerState({"k": [3]}, 104.0)
     await again.close()
 
@@ -80,8 +80,9 @@ async def test_confirm_moves_the_watermark_durably(tmp_path: Path) -> None:
     await box.close()
     again = await reopen(tmp_path)
     (back,) = again.activities()
-    assert [p.timestamp for p in back.pending] == list(range(4, 10))
-    assert [s.timestamp for s in back.pending_hr] == list(range(4, 10))
+    points, hr = again.pending(back.local_id, 10)
+    assert [p.timestamp for p in points] == list(range(4, 10))
+    assert [s.timestamp for s in hr] == list(range(4, 10))
     assert [p.timestamp for p in await again.all_points(back.local_id)] == list(range(10))
     await again.close()
 
@@ -154,7 +155,7 @@ async def test_read_only_data_dir_salvages_stored_points(tmp_path: Path) -> None
         assert ro.storage_error is not None
         assert "read-only" in ro.storage_error or "cannot" in ro.storage_error
         (back,) = ro.activities()
-        assert back.pending == pts(0, 7)  # still sendable
+        assert ro.pending(back.local_id, 10)[0] == pts(0, 7)  # still sendable
         back.activity = activity_with(back)
         ro.stage(back.local_id, pts(7, 3))
         await ro.commit()
@@ -230,3 +231,67 @@ async def test_a_commit_cancelled_mid_write_still_lands_its_batch(tmp_path: Path
         assert db.execute("SELECT count(*) FROM heart_rate").fetchone()[0] == 1
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o000])
+async def test_a_new_outbox_is_private_under_any_umask(tmp_path: Path, mask: int) -> None:
+    data = tmp_path / "home" / "data"  # nothing exists yet: the outbox creates it all
+    with umask(mask):
+        box = Outbox(data)
+        await box.open()
+        rec = await box.create_activity("Private")
+        box.stage(rec.local_id, pts(0, 5), [HeartRateSample(0, 100)])
+        await box.commit()
+        # Open and written: the WAL and the shared-memory file exist now.
+        assert db_modes(data / DB_NAME) == {
+            DB_NAME: 0o600,
+            f"{DB_NAME}-wal": 0o600,
+            f"{DB_NAME}-shm": 0o600,
+        }
+        assert mode(data) == 0o700
+        await box.close()
+    assert mode(data / DB_NAME) == 0o600
+
+
+async def test_an_outbox_left_readable_is_made_private_and_said_once(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    box = await reopen(data)
+    rec = await box.create_activity("From an older version")
+    box.stage(rec.local_id, pts(0, 3))
+    await box.commit()
+    # Still open, as a crashed or older service leaves it: the -wal and -shm exist.
+    assert len(db_modes(data / DB_NAME)) == 3
+    data.chmod(0o755)
+    for name in db_modes(data / DB_NAME):
+        (data / name).chmod(0o644)
+    with capture_logs() as logs:
+        again = await reopen(data)
+        assert again.storage_error is None
+        assert again.pending(rec.local_id, 10)[0] == pts(0, 3)  # nothing lost
+        assert set(db_modes(data / DB_NAME).values()) == {0o600}
+        await again.close()
+        await box.close()
+        third = await reopen(data)  # already private: nothing to say
+        await third.close()
+    assert mode(data) == 0o700
+    assert set(db_modes(data / DB_NAME).values()) == {0o600}
+    said = [e for e in logs if "readable by other users" in e["event"]]
+    assert sorted(e["path"] for e in said) == sorted(
+        str(p) for p in (data, data / DB_NAME, data / f"{DB_NAME}-wal", data / f"{DB_NAME}-shm")
+    )
+    assert {(e["was"], e["now"]) for e in said} == {("0o755", "0o700"), ("0o644", "0o600")}
+
+
+async def test_tightening_never_widens_and_leaves_a_shared_dir_alone(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp: chmod-ing it would break other users
+    (shared / DB_NAME).touch()
+    (shared / DB_NAME).chmod(0o444)  # a read-only database stays read-only
+    with capture_logs() as logs:
+        box = Outbox(shared)
+        await box.open()
+        await box.close()
+    assert mode(shared) == 0o1777
+    assert mode(shared / DB_NAME) == 0o400
+    assert any("shared with other users" in e["event"] for e in logs)

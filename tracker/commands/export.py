@@ -29,7 +29,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     import sqlite3
 
     from tracker.mmt.gpx import build_gpx
-    from tracker.storage.outbox import read_stored
+    from tracker.storage.db import read_stored
 
     data_dir = Path(args.data_dir) if args.data_dir else settings.storage.resolved_data_dir()
     try:

@@ -112,7 +112,7 @@ class Recorder:
             "resuming the activity the disk says is recording",
             title=rec.activity.title,
             remote_id=rec.activity.remote_id,
-            waiting=len(rec.pending),
+            waiting=self.outbox.pending_count(rec.local_id),
         )
         return rec
 

@@ -109,9 +109,9 @@ class ActivitySection:
     last_upload: str | None
 
     @classmethod
-    def of(cls, rec: ActivityRecord) -> ActivitySection:
+    def of(cls, rec: ActivityRecord, waiting: int) -> ActivitySection:
+        """``waiting``: the activity's points not confirmed yet (``Outbox.waiting_count``)."""
         a = rec.activity
-        waiting = len(rec.pending) + len(rec.staged)
         return cls(
             title=a.title,
             state=a.state.value,
@@ -136,7 +136,7 @@ class RideSection:
     upload: str  # sending | held: <error> | gpx_at_stop | rejected | unconfirmed
 
     @classmethod
-    def of(cls, rec: ActivityRecord, link: LinkStatus | None) -> RideSection:
+    def of(cls, rec: ActivityRecord, waiting: int, link: LinkStatus | None) -> RideSection:
         a = rec.activity
         held = link.held.get(a.local_id) if link else None
         if a.state is ActivityState.REJECTED:
@@ -149,7 +149,7 @@ class RideSection:
             upload = "refused live; goes up as GPX when stopped"
         else:
             upload = "sending"
-        return cls(a.title, a.state.value, len(rec.pending) + len(rec.staged), upload)
+        return cls(a.title, a.state.value, waiting, upload)
 
 
 def _unfinished(rec: ActivityRecord) -> bool:
@@ -286,7 +286,7 @@ def build_status(
     )
     unfinished = [r for r in activities if _unfinished(r)]
     # Points still on their way up; a refused or unconfirmed ride's points are kept, not waiting.
-    waiting = sum(len(r.pending) + len(r.staged) for r in unfinished if r.activity.is_open)
+    waiting = sum(outbox.waiting_count(r.local_id) for r in unfinished if r.activity.is_open)
     uplink = UplinkSection.of(link)
     # The ride being recorded is live only if its own uploads go: not waiting out a backoff of
     # its own, not refused live (its points then wait for the GPX at the stop).
@@ -312,7 +312,7 @@ def build_status(
         gps=gps_section,
         drops=dict(filters) if isinstance(filters, dict) else {},
         engine=EngineSection.of(counters),
-        activity=ActivitySection.of(shown) if shown else None,
+        activity=ActivitySection.of(shown, outbox.waiting_count(shown.local_id)) if shown else None,
         recording=current is not None,
         uplink=uplink,
         points_waiting=waiting,
@@ -320,7 +320,7 @@ def build_status(
         storage=StorageSection(str(outbox.path), outbox.storage_error, files_bytes(outbox.path)),
         heart_rate=heart_rate,
         tasks={n: TaskSection(h.restarts, h.last_error) for n, h in tasks.items()},
-        rides=[RideSection.of(r, link) for r in unfinished],
+        rides=[RideSection.of(r, outbox.waiting_count(r.local_id), link) for r in unfinished],
     )
 
 

@@ -230,8 +230,7 @@ class Uplink:
             return None, None
         return soonest[1], soonest[0] - now
 
-    @staticmethod
-    def _work_for(rec: ActivityRecord) -> bool:
+    def _work_for(self, rec: ActivityRecord) -> bool:
         a = rec.activity
         if a.needs_upload:
             return True
@@ -240,7 +239,7 @@ class Uplink:
         if a.state is ActivityState.RECORDING:
             # Heart rate rides with points (v3 refuses an empty ``loc``): samples wait for the
             # next point, which the sampler's delay bound brings within max_delay_s.
-            return bool(rec.pending)
+            return self.outbox.pending_count(a.local_id) > 0
         return a.needs_stop_request
 
     async def _work(self, rec: ActivityRecord) -> bool | None:
@@ -257,7 +256,7 @@ class Uplink:
             log.info(
                 "activity stopped before its first point; closed locally, nothing to send",
                 title=a.title,
-                hr_samples_kept_locally=len(rec.pending_hr),
+                hr_samples_kept_locally=self.outbox.pending_hr_count(a.local_id),
             )
             return False
         if a.needs_upload:
@@ -351,7 +350,7 @@ class Uplink:
         done = _finish(rec)
         await self.outbox.update_activity(replace(done, remote_id=int(remote_id)))
         # The GPX carries the positions only: heart-rate samples of such a ride stay local.
-        await self.outbox.confirm(a.local_id, points, rec.pending_hr)
+        await self.outbox.confirm(a.local_id, points, self.outbox.pending_hr(a.local_id))
         self.status.points_sent += len(points)
         log.info("activity uploaded as GPX", title=a.title, remote_id=remote_id, points=len(points))
 
