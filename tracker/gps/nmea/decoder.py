@@ -14,8 +14,8 @@ last valid position wins, as in gpsd. An epoch is complete, and its Fix returned
   closed when the bytes fed so far end there (what follows in the same bytes decides for sure).
   A sentence of the epoch arriving after that (an irregular cycle) is ``late``: it is counted, it
   cannot change the fix already returned, and the decoder then wants
-  :data:`ENDER_CONFIRM_MAX` epochs in a row before it trusts an ender again. Sentences we do not use (GSV, TXT, ``$P…``) carry nothing for the fix, so they
-  neither end nor extend a cycle.
+  :data:`ENDER_CONFIRM_MAX` epochs in a row before it trusts an ender again. Sentences we do not
+  use (GSV, TXT, ``$P…``) carry nothing for the fix, so they neither end nor extend a cycle.
 * :meth:`FixDecoder.quiet`: the caller saw the line go quiet after a whole sentence (the decoder
   has no clock; see :class:`tracker.gps.stream.FixStream`), or :meth:`FixDecoder.end_epoch` at a
   stop.
