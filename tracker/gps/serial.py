@@ -238,7 +238,10 @@ class SerialSource:
                     if timeout <= 0:
                         return
                 try:
-                    await asyncio.wait_for(ready.wait(), timeout)
+                    # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a
+                    # cancellation that meets the descriptor becoming readable.
+                    async with asyncio.timeout(timeout):
+                        await ready.wait()
                 except TimeoutError:
                     if deadline is not None:
                         return

@@ -42,6 +42,17 @@ USE_DEFAULT: Any = object()
 # is doubled, up to this many times the source's own.
 MAX_QUIET_SCALE = 64.0
 _QUEUE_CHUNKS = 8  # read-ahead between the source and the decoder (back-pressure beyond)
+# What the reading task hands the decoding one: (arrival time on the loop clock, chunk), an
+# exception to re-raise, or the end of the source.
+
+
+class _EndOfSource:
+    """The source's iterator ended."""
+
+
+_END = _EndOfSource()
+_Item = tuple[float, bytes] | BaseException | _EndOfSource
+_Inbox = asyncio.Queue[_Item]
 
 
 class ByteSource(Protocol):
@@ -116,6 +127,8 @@ class FixStream:
         self.epochs = 0
         self._started = False
         self._quiet_scale = 1.0
+        self._queue: _Inbox | None = None  # chunks read, not yet decoded (while iterating)
+        self._held_item: _Item | None = None
         self._late_after_quiet = 0
 
     # -- status ------------------------------------------------------------------------------
@@ -195,34 +208,55 @@ class FixStream:
         """
         if self.source.kind == "fixes":
             return []  # gpsd reports whole epochs itself: nothing is pending here
-        return [fix for fix, reason in self._judge(self.decoder.end_epoch()) if reason is None]
+        epochs: list[Fix] = []
+        queue = self._queue
+        # Bytes read but not decoded yet (the iterating task has not run since) belong in too.
+        while queue is not None and self._held_item is None and not queue.empty():
+            item = queue.get_nowait()
+            if isinstance(item, tuple):
+                chunk = item[1]
+                epochs += self.decoder.feed(chunk) if chunk else self.decoder.resync()
+            else:
+                self._held_item = item  # the end, or an error: the iterator still sees it
+        epochs += self.decoder.end_epoch()
+        return [fix for fix, reason in self._judge(epochs) if reason is None]
+
+    async def _next(self, queue: _Inbox) -> _Item:
+        """The next item: one flush_pending set aside, else the queue's."""
+        item = self._held_item
+        if item is not None:
+            self._held_item = None
+            return item
+        return await queue.get()
 
     async def _epochs(self) -> AsyncGenerator[list[Fix], None]:
         """Decoded epochs, in batches, each as soon as the decoder or the quiet line closes it."""
         decoder = self.decoder
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[float, bytes] | BaseException | None] = asyncio.Queue(
-            _QUEUE_CHUNKS
-        )
+        queue: _Inbox = asyncio.Queue(_QUEUE_CHUNKS)
+        self._queue = queue
         pump = asyncio.create_task(self._pump(queue), name="gps-bytes")
         try:
             arrived = loop.time()
             while True:
                 gap = self._quiet_gap() if decoder.pending else None
-                if gap is not None and queue.empty():
+                if gap is not None and queue.empty() and self._held_item is None:
                     wait = max(arrived + gap - loop.time(), 0.0)
                     try:
-                        item = await asyncio.wait_for(queue.get(), wait)
+                        # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a
+                        # cancellation (Ctrl-C) that meets a chunk arriving.
+                        async with asyncio.timeout(wait):
+                            item = await self._next(queue)
                     except TimeoutError:
                         batch = decoder.quiet()
                         if batch:
                             yield batch
                         if not decoder.pending:
                             continue
-                        item = await queue.get()  # stalled mid-sentence: wait for the rest
+                        item = await self._next(queue)  # stalled mid-sentence: wait for more
                 else:
-                    item = await queue.get()
-                if item is None:
+                    item = await self._next(queue)
+                if isinstance(item, _EndOfSource):
                     break
                 if isinstance(item, BaseException):
                     raise item
@@ -236,10 +270,9 @@ class FixStream:
                 yield batch
         finally:
             pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
+            await asyncio.wait([pump])  # its own cancellation is not ours to raise
 
-    async def _pump(self, queue: asyncio.Queue[tuple[float, bytes] | BaseException | None]) -> None:
+    async def _pump(self, queue: _Inbox) -> None:
         """Move the source's chunks to the queue, each with its arrival time (loop clock)."""
         loop = asyncio.get_running_loop()
         chunks = self.source.chunks()
@@ -250,7 +283,7 @@ class FixStream:
         except Exception as exc:  # re-raised by the consumer, where the caller sees it
             await queue.put(exc)
             return
-        await queue.put(None)
+        await queue.put(_END)
 
     def _quiet_gap(self) -> float | None:
         gap: float | None = getattr(self.source, "quiet_gap_s", None)
