@@ -136,9 +136,6 @@ class FakeReceiver:
             master, slave = os.openpty()
             tty.setraw(slave)  # no echo, no CR/LF translation: a serial line, not a terminal
             name = os.ttyname(slave)
-            # Like a udev rule giving the receiver to a group: a daemon that dropped its root
-            # privileges (gpsd) can open the device again after a replug.
-            os.chmod(name, 0o666)
             os.close(slave)  # the reader opens it by path; POLLHUP tells us when it has
             os.set_blocking(master, False)
             tmp = self.path.with_name(self.path.name + ".new")
