@@ -1,5 +1,11 @@
 """Replay at the recording's pace (fake clock) and the gpsd JSON source (a loopback server
-speaking gpsd's protocol, replaying gpsd's own TPV reports from a .chk file)."""
+speaking gpsd's protocol, replaying gpsd's own TPV reports from a .chk file).
+
+The real gpsd is tested in test_gps_real_gpsd.py. The small server here stays only for what a
+real gpsd cannot be made to do on demand: replay upstream gpsd 3.27's exact TPV reports (the
+.chk files; Debian ships 3.22, whose reports differ) and drop a connection after exactly N
+reports.
+"""
 
 from __future__ import annotations
 

@@ -195,7 +195,8 @@ def test_fixes_without_any_date_are_reported_not_guessed() -> None:
     gll = [nmea(f"GPGLL,6000.0000,N,02330.0000,E,1200{s:02d},A,A") for s in range(5)]
     dec = FixDecoder()
     assert dec.feed(b"".join(gll)) == []
-    assert dec.stats.held_no_date == 4  # the fifth epoch is still open
+    # The cycle (one GLL) is learned after two epochs, so the last epoch closed on its GLL too.
+    assert dec.stats.held_no_date == 5
     assert dec.flush() == []
     assert dec.stats.undated == 5
     assert dec.stats.held_no_date == 0
@@ -206,7 +207,9 @@ def test_held_back_queue_is_bounded() -> None:
     for s in range(10):
         dec.feed(gga(f"1200{s:02d}"))
     assert dec.stats.held_no_date == 3
-    assert dec.stats.undated == 6
+    # All ten epochs are closed: after two, the cycle (one GGA) is known, so each closes when
+    # its GGA is fed.
+    assert dec.stats.undated == 7
 
 
 def test_gll_only_receiver() -> None:

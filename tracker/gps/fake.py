@@ -34,6 +34,8 @@ from tracker.gps.replay import iter_log_lines
 _POLL_S = 0.02
 # After a reader opens the device, pyserial flushes the input queue; give it that moment.
 _SETTLE_S = 0.25
+# A burst written this late (the writer waited for a reader) restarts the pacing clock.
+_BEHIND_S = 0.05
 
 
 class FakeReceiver:
@@ -208,6 +210,10 @@ class FakeReceiver:
             if delay > 0 and self._stop.wait(delay):
                 return
             written_under = self._write_burst(b"".join(burst.lines))
+            if time.monotonic() - due > _BEHIND_S:
+                # The write waited (for a reader, a replug): pace the rest from now, rather
+                # than rush out every burst that fell due meanwhile.
+                due = time.monotonic()
             if written_under is None:
                 # Unplugged mid-burst: the rest of it is lost, as on a real cable.
                 due = time.monotonic()

@@ -3,7 +3,8 @@
 gpsd already owns the receiver (and may share it with chrony, a chart plotter, ...), so this
 source asks it to ``?WATCH`` in JSON and turns every TPV that has a time into a Fix with
 :func:`tracker.gps.tpv.tpv_to_fix`. Lost connections are logged once and retried with backoff,
-like the serial source.
+like the serial source. When gpsd itself loses the receiver (unplugged; udev tells gpsd) it
+says so with a DEVICE report: logged once, and :attr:`GpsdSource.present` follows it.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class GpsdSource:
             if cls == "DEVICES":
                 self.present = bool(report.get("devices"))
             elif cls == "DEVICE":
-                self.present = report.get("activated") not in (0, None) or self.present
+                self._device(report)
             elif cls == "TPV":
                 self.present = True
                 try:
@@ -116,6 +117,18 @@ class GpsdSource:
                     continue
                 if fix is not None:
                     yield fix
+
+    def _device(self, report: dict[str, object]) -> None:
+        """gpsd lost or regained its receiver (unplugged, replugged: udev tells gpsd)."""
+        activated = report.get("activated")
+        if activated in (0, None, ""):
+            if self.present:
+                log.warning("gpsd lost the gps receiver", device=report.get("path"))
+            self.present = False
+        else:
+            if not self.present and self.connects:
+                log.info("gpsd has the gps receiver", device=report.get("path"))
+            self.present = True
 
     @property
     def closed(self) -> bool:

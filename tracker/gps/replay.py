@@ -19,6 +19,7 @@ from tracker.gps.nmea.pacing import epochs
 from tracker.model import Fix
 
 BLOCK = 1 << 16
+REPLAY_QUIET_S = 0.01
 
 
 def iter_log_blocks(path: str | Path, block: int = BLOCK) -> Iterator[bytes]:
@@ -92,6 +93,12 @@ class ReplaySource:
     @property
     def name(self) -> str:
         return f"replay:{self.path}"
+
+    @property
+    def quiet_gap_s(self) -> float | None:
+        """Bursts come whole, then a pause: a short silence ends one. None at speed 0 (a file
+        read as fast as possible is not live: the next epoch's start tells for sure)."""
+        return None if self.speed == 0 else REPLAY_QUIET_S
 
     async def chunks(self) -> AsyncIterator[bytes]:
         if not self.path.is_file():

@@ -8,6 +8,10 @@ byte (pyserial's ``readline()`` costs ~5 µs of CPU per byte: a large share of a
   ``/dev/rfcomm*`` that talks NMEA.
 * ``baud = "auto"``: 4800, 9600, 38400, 115200 (then the rest) until two checksummed sentences
   arrive; the bytes read while probing are kept and delivered.
+* End of a burst: :attr:`SerialSource.quiet_gap_s` is how long the line must be silent after a
+  sentence for the receiver's burst to be over: :data:`QUIET_CHARS` character times at the
+  connected baud (10 bits each), but not under :data:`QUIET_FLOOR_S` (a USB receiver's nominal
+  baud says nothing about its packets, and the event loop's wake-up is not that exact).
 * Hot-plug: when the device goes away (read error, end of file, nothing for ``idle_timeout_s``)
   the source logs it once, yields ``b""`` so the decoder drops the half line, and retries with
   exponential backoff; the return is logged once too. It never gives up: a tracker on a bike
@@ -43,6 +47,8 @@ DEVICE_PATTERNS = (
 )
 BAUD_ORDER = (4800, 9600, 38400, 115200, 19200, 57600)
 READ_BLOCK = 65536
+QUIET_CHARS = 10
+QUIET_FLOOR_S = 0.02
 
 
 def discover_devices(patterns: Sequence[str] = DEVICE_PATTERNS) -> list[str]:
@@ -101,6 +107,12 @@ class SerialSource:
     @property
     def name(self) -> str:
         return f"serial:{self.connected_path or self.device}"
+
+    @property
+    def quiet_gap_s(self) -> float:
+        """Silence after a sentence that ends the receiver's burst (see the module docstring)."""
+        baud = self.connected_baud or (self.baud if isinstance(self.baud, int) else BAUD_ORDER[0])
+        return max(QUIET_CHARS * 10 / baud, QUIET_FLOOR_S)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         reported_missing = False
@@ -226,7 +238,10 @@ class SerialSource:
                     if timeout <= 0:
                         return
                 try:
-                    await asyncio.wait_for(ready.wait(), timeout)
+                    # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a
+                    # cancellation that meets the descriptor becoming readable.
+                    async with asyncio.timeout(timeout):
+                        await ready.wait()
                 except TimeoutError:
                     if deadline is not None:
                         return

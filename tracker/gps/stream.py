@@ -5,12 +5,20 @@ runs its bytes through :class:`~tracker.gps.nmea.FixDecoder` and
 :class:`~tracker.gps.filters.FixFilter`, keeps the recent accepted fixes in a
 :class:`~tracker.gps.ring.RingBuffer`, and is an async iterator of accepted fixes. The
 engine, the LEDs and ``tracker status`` read its status while it runs.
+
+A fix leaves as soon as its epoch is complete: the decoder closes an epoch on the receiver's
+learned last sentence of a cycle or when the next epoch begins; this adapter adds the third
+rule, which needs a clock: when no byte came for the source's ``quiet_gap_s`` (a few character
+times at its baud, measured on the loop's monotonic clock) after a whole sentence, the burst is
+over. A break (unplug), the end of the source and :meth:`FixStream.flush_pending` (a stop)
+close the pending epoch too, so no fix that reached the tracker stays behind.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
@@ -30,13 +38,35 @@ log = get_logger("gps.stream")
 # number rollover): its date is moved 1024 weeks forward. Recordings are not corrected.
 LIVE_ROLLOVER_FLOOR = date(2025, 1, 1)
 USE_DEFAULT: Any = object()
+# After a quiet close that proved too early (a sentence of the epoch came after it), the gap
+# is doubled, up to this many times the source's own.
+MAX_QUIET_SCALE = 64.0
+_QUEUE_CHUNKS = 8  # read-ahead between the source and the decoder (back-pressure beyond)
+# What the reading task hands the decoding one: (arrival time on the loop clock, chunk), an
+# exception to re-raise, or the end of the source.
+
+
+class _EndOfSource:
+    """The source's iterator ended."""
+
+
+_END = _EndOfSource()
+_Item = tuple[float, bytes] | BaseException | _EndOfSource
+_Inbox = asyncio.Queue[_Item]
 
 
 class ByteSource(Protocol):
-    """A source of raw receiver bytes; ``b""`` marks a break (device lost)."""
+    """A source of raw receiver bytes; ``b""`` marks a break (device lost).
+
+    ``quiet_gap_s``: how long the line must stay silent after a sentence for the burst to be
+    over (None: the bytes are not live, e.g. a file read as fast as possible).
+    """
 
     kind: str
     present: bool
+
+    @property
+    def quiet_gap_s(self) -> float | None: ...
 
     @property
     def name(self) -> str: ...
@@ -96,6 +126,10 @@ class FixStream:
         self.last_epoch: Fix | None = None  # the last epoch, accepted or not
         self.epochs = 0
         self._started = False
+        self._quiet_scale = 1.0
+        self._queue: _Inbox | None = None  # chunks read, not yet decoded (while iterating)
+        self._held_item: _Item | None = None
+        self._late_after_quiet = 0
 
     # -- status ------------------------------------------------------------------------------
 
@@ -138,26 +172,132 @@ class FixStream:
         return self._run()
 
     async def _run(self) -> AsyncIterator[Fix]:
+        gen = self.verdicts()
+        async with contextlib.aclosing(gen):
+            async for fix, reason in gen:
+                if reason is None:
+                    yield fix
+
+    async def verdicts(self) -> AsyncGenerator[tuple[Fix, str | None], None]:
+        """Every epoch as it completes with the filter's verdict (None = accepted).
+
+        What ``tracker fixes --all`` prints; iterating the stream itself yields the accepted
+        fixes of the same sequence. Use one or the other, once.
+        """
         if self.source.kind == "fixes":
             gen = self.source.fixes()
             async with contextlib.aclosing(gen):
                 async for item in gen:
                     if item is not None:
-                        for fix in self._accept([item]):
-                            yield fix
+                        for verdict in self._judge([item]):
+                            yield verdict
             return
-        decoder = self.decoder
-        chunks = self.source.chunks()
-        async with contextlib.aclosing(chunks):
-            async for chunk in chunks:
-                epochs = decoder.feed(chunk) if chunk else decoder.resync()
-                for fix in self._accept(epochs):
-                    yield fix
-        for fix in self._accept(decoder.flush()):
-            yield fix
+        batches = self._epochs()
+        async with contextlib.aclosing(batches):
+            async for batch in batches:
+                for verdict in self._judge(batch):
+                    yield verdict
 
-    def _accept(self, epochs: list[Fix]) -> list[Fix]:
-        accepted: list[Fix] = []
+    def flush_pending(self) -> list[Fix]:
+        """A stop: close the epoch being assembled now; the accepted fixes it gives (0 or 1).
+
+        Every sentence that reached the tracker before the stop is in it. The fixes are also
+        counted and kept in :attr:`recent` like any other; the iterator will not yield them.
+        Safe to call from another task while the stream is being iterated (the decoder is
+        synchronous, so it is never mid-sentence when another task runs).
+        """
+        if self.source.kind == "fixes":
+            return []  # gpsd reports whole epochs itself: nothing is pending here
+        epochs: list[Fix] = []
+        queue = self._queue
+        # Bytes read but not decoded yet (the iterating task has not run since) belong in too.
+        while queue is not None and self._held_item is None and not queue.empty():
+            item = queue.get_nowait()
+            if isinstance(item, tuple):
+                chunk = item[1]
+                epochs += self.decoder.feed(chunk) if chunk else self.decoder.resync()
+            else:
+                self._held_item = item  # the end, or an error: the iterator still sees it
+        epochs += self.decoder.end_epoch()
+        return [fix for fix, reason in self._judge(epochs) if reason is None]
+
+    async def _next(self, queue: _Inbox) -> _Item:
+        """The next item: one flush_pending set aside, else the queue's."""
+        item = self._held_item
+        if item is not None:
+            self._held_item = None
+            return item
+        return await queue.get()
+
+    async def _epochs(self) -> AsyncGenerator[list[Fix], None]:
+        """Decoded epochs, in batches, each as soon as the decoder or the quiet line closes it."""
+        decoder = self.decoder
+        loop = asyncio.get_running_loop()
+        queue: _Inbox = asyncio.Queue(_QUEUE_CHUNKS)
+        self._queue = queue
+        pump = asyncio.create_task(self._pump(queue), name="gps-bytes")
+        try:
+            arrived = loop.time()
+            while True:
+                gap = self._quiet_gap() if decoder.pending else None
+                if gap is not None and queue.empty() and self._held_item is None:
+                    wait = max(arrived + gap - loop.time(), 0.0)
+                    try:
+                        # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a
+                        # cancellation (Ctrl-C) that meets a chunk arriving.
+                        async with asyncio.timeout(wait):
+                            item = await self._next(queue)
+                    except TimeoutError:
+                        batch = decoder.quiet()
+                        if batch:
+                            yield batch
+                        if not decoder.pending:
+                            continue
+                        item = await self._next(queue)  # stalled mid-sentence: wait for more
+                else:
+                    item = await self._next(queue)
+                if isinstance(item, _EndOfSource):
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                arrived, chunk = item
+                batch = decoder.feed(chunk) if chunk else decoder.resync()
+                self._note_late()
+                if batch:
+                    yield batch
+            batch = decoder.flush()
+            if batch:
+                yield batch
+        finally:
+            pump.cancel()
+            await asyncio.wait([pump])  # its own cancellation is not ours to raise
+
+    async def _pump(self, queue: _Inbox) -> None:
+        """Move the source's chunks to the queue, each with its arrival time (loop clock)."""
+        loop = asyncio.get_running_loop()
+        chunks = self.source.chunks()
+        try:
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    await queue.put((loop.time(), chunk))
+        except Exception as exc:  # re-raised by the consumer, where the caller sees it
+            await queue.put(exc)
+            return
+        await queue.put(_END)
+
+    def _quiet_gap(self) -> float | None:
+        gap: float | None = getattr(self.source, "quiet_gap_s", None)
+        return None if gap is None else gap * self._quiet_scale
+
+    def _note_late(self) -> None:
+        """A sentence came after a quiet close of its epoch: that gap was too short here."""
+        late = self.decoder.stats.late_after_quiet
+        if late > self._late_after_quiet:
+            self._late_after_quiet = late
+            self._quiet_scale = min(self._quiet_scale * 2, MAX_QUIET_SCALE)
+
+    def _judge(self, epochs: list[Fix]) -> list[tuple[Fix, str | None]]:
+        verdicts: list[tuple[Fix, str | None]] = []
         filt = self.filter
         for fix in epochs:
             self.epochs += 1
@@ -166,12 +306,12 @@ class FixStream:
             reason = filt.accept(fix)
             if reason is None:
                 self.recent.append(fix)
-                accepted.append(fix)
                 if filt.reanchored != reanchored:
                     _log_time_event("the receiver's time moved: new anchor", fix, anchor, filt)
             elif reason == "time":  # rare, and the one drop a rider would otherwise never see
                 _log_time_event("implausible fix time dropped", fix, anchor, filt)
-        return accepted
+            verdicts.append((fix, reason))
+        return verdicts
 
     async def aclose(self) -> None:
         await self.source.aclose()

@@ -4,10 +4,23 @@ The pipeline is framing (:mod:`.framing`: lines, checksums, skipping what we do 
 field extraction (:mod:`.sentences`, or pynmea2 via :mod:`.reference`) → epoch assembly (here).
 
 Epochs. A receiver sends a burst of sentences per epoch, all stamped with the same UTC time of
-day. Sentences without a time (GSA, VTG) belong to the epoch being assembled. An epoch is
-complete when a sentence with another time arrives (or at :meth:`FixDecoder.flush`), so a fix
-is returned one burst late: at most one epoch interval (0.1-2 s), which the sampler's delay bound
-absorbs. Within an epoch the last valid position wins, as in gpsd.
+day. Sentences without a time (GSA, VTG) belong to the epoch being assembled. Within an epoch the
+last valid position wins, as in gpsd. An epoch is complete, and its Fix returned, at the first of:
+
+* its cycle's last sentence. Like gpsd, the decoder learns which sentence closes the receiver's
+  burst: at every change of time it notes the last fix-carrying sentence of the epoch before
+  (talker + type, and which occurrence of it: u-blox sends GNGSA twice). Once the same one closed
+  :data:`ENDER_CONFIRM` epochs in a row, an epoch whose last sentence so far is that one is
+  closed when the bytes fed so far end there (what follows in the same bytes decides for sure).
+  A sentence of the epoch arriving after that (an irregular cycle) is ``late``: it is counted, it
+  cannot change the fix already returned, and the decoder then wants
+  :data:`ENDER_CONFIRM_MAX` epochs in a row before it trusts an ender again. Sentences we do not
+  use (GSV, TXT, ``$P…``) carry nothing for the fix, so they neither end nor extend a cycle.
+* :meth:`FixDecoder.quiet`: the caller saw the line go quiet after a whole sentence (the decoder
+  has no clock; see :class:`tracker.gps.stream.FixStream`), or :meth:`FixDecoder.end_epoch` at a
+  stop.
+* a sentence with another time (the only rule before the cycle is learned: one burst late).
+* :meth:`FixDecoder.resync` (the device went away) or :meth:`FixDecoder.flush` (end of input).
 
 Dates. NMEA times carry no date; RMC (``ddmmyy``) and ZDA do. The date is never taken from the
 computer's clock (a Raspberry Pi has no RTC). Between dated sentences the date is carried
@@ -56,16 +69,26 @@ class DecoderStats(FramingStats):
     undated_no_fix: int = 0  # epochs without position and without date (nothing to hold)
     rollover_corrected: int = 0  # epochs whose date was moved 1024 weeks forward
     time_backwards: int = 0  # epochs whose time is before the previous epoch's
+    closed_at_cycle_end: int = 0  # epochs closed by their learned last sentence
+    closed_on_quiet: int = 0  # epochs closed because the line went quiet (quiet/end_epoch)
+    late: int = 0  # sentences that came after their epoch was closed early (ignored)
+    late_after_quiet: int = 0  # of which after a quiet close (the caller's gap was too short)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
 
-class _Epoch:
-    """The mutable accumulator for one epoch; becomes a Fix when the next epoch begins."""
+ENDER_CONFIRM = 2  # epochs in a row the same sentence must close before it ends the cycle
+ENDER_CONFIRM_MAX = 64  # after a late sentence: trust an ender only after this many in a row
 
-    __slots__ = ("alt", "course", "day", "gsa_mode", "hdop", "lat", "lon", "sats", "speed",
-                 "tod", "valid")  # fmt: skip
+Ender = tuple[bytes, int]  # (talker + type, e.g. b"GNGSA"; its occurrence in the epoch, from 1)
+
+
+class _Epoch:
+    """The mutable accumulator for one epoch; becomes a Fix when the epoch is complete."""
+
+    __slots__ = ("alt", "counts", "course", "day", "gsa_mode", "hdop", "last", "lat", "lon",
+                 "sats", "speed", "tod", "valid")  # fmt: skip
 
     def __init__(self, tod: int) -> None:
         self.tod = tod
@@ -79,6 +102,14 @@ class _Epoch:
         self.hdop: float | None = None
         self.gsa_mode: int | None = None
         self.day: date | None = None
+        self.counts: dict[bytes, int] = {}
+        self.last: Ender | None = None  # the last fix-carrying sentence merged, for learning
+
+    def note(self, key: bytes) -> Ender:
+        count = self.counts.get(key, 0) + 1
+        self.counts[key] = count
+        last = self.last = (key, count)
+        return last
 
     def merge(self, r: Report) -> None:
         if r.valid:
@@ -141,6 +172,12 @@ class FixDecoder:
         self._last_tod: int | None = None
         self._held: deque[_Epoch] = deque()
         self._max_held = max_held
+        # End-of-cycle detection (see the module docstring).
+        self._ender: Ender | None = None  # the candidate last sentence of a cycle
+        self._ender_seen = 0  # epochs in a row it closed
+        self._ender_need = ENDER_CONFIRM
+        self._early: _Epoch | None = None  # closed early, and no newer epoch begun since
+        self._early_on_quiet = False
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -149,6 +186,43 @@ class FixDecoder:
         out: list[Fix] = []
         for body in self._framer.feed(data):
             self._sentence(body, out)
+        epoch = self._epoch
+        if (
+            epoch is not None
+            and epoch.last == self._ender
+            and self._ender_seen >= self._ender_need
+            and not self._framer.has_partial
+        ):
+            # The cycle's last sentence, and nothing after it yet: the epoch is complete. (Only
+            # at the end of the bytes at hand: what follows in them tells for sure.)
+            self.stats.closed_at_cycle_end += 1
+            self._close_early(out, on_quiet=False)
+        return out
+
+    @property
+    def pending(self) -> bool:
+        """An epoch is being assembled: :meth:`quiet` or :meth:`end_epoch` would return it."""
+        return self._epoch is not None
+
+    @property
+    def cycle_end_known(self) -> bool:
+        """The receiver's last sentence of a cycle is learned (epochs close on it)."""
+        return self._ender is not None and self._ender_seen >= self._ender_need
+
+    def quiet(self) -> list[Fix]:
+        """The line went quiet after a whole sentence: the burst is over, close its epoch.
+
+        Nothing happens while half a line is pending (the line stalled mid-sentence).
+        """
+        if self._framer.has_partial:
+            return []
+        return self.end_epoch()
+
+    def end_epoch(self) -> list[Fix]:
+        """Close the epoch being assembled now (a stop): every sentence received is in it."""
+        out: list[Fix] = []
+        if self._epoch is not None:
+            self._close_early(out, on_quiet=True)
         return out
 
     def resync(self) -> list[Fix]:
@@ -159,6 +233,7 @@ class FixDecoder:
         self._framer.discard_partial()
         out: list[Fix] = []
         self._close(out)
+        self._early = None
         return out
 
     def flush(self) -> list[Fix]:
@@ -167,6 +242,7 @@ class FixDecoder:
         for body in self._framer.flush():
             self._sentence(body, out)
         self._close(out)
+        self._early = None
         self.stats.undated += len(self._held)
         self._held.clear()
         self.stats.held_no_date = 0
@@ -186,11 +262,52 @@ class FixDecoder:
         tod = report.tod_ms
         epoch = self._epoch
         if tod is not None and (epoch is None or epoch.tod != tod):
+            early = self._early
+            if epoch is None and early is not None and early.tod == tod:
+                self._late(early, body)
+                return
+            self._learn(epoch if epoch is not None else early)
             self._close(out)
+            self._early = None
             epoch = self._epoch = _Epoch(tod)
-        if epoch is not None:
-            epoch.merge(report)
-        # Untimed sentences (GSA, VTG) before the first timed one have no epoch: ignored.
+        elif epoch is None:
+            if self._early is not None:
+                self._late(self._early, body)
+            # Untimed sentences (GSA, VTG) before the first timed one have no epoch: ignored.
+            return
+        epoch.merge(report)
+        epoch.note(body[:5])
+
+    def _close_early(self, out: list[Fix], *, on_quiet: bool) -> None:
+        """Close the epoch before the next one begins; remember it to catch late sentences."""
+        self._early = self._epoch
+        self._early_on_quiet = on_quiet
+        if on_quiet:
+            self.stats.closed_on_quiet += 1
+        self._close(out)
+
+    def _learn(self, previous: _Epoch | None) -> None:
+        """A new epoch begins: the previous one's last sentence is a cycle-ender candidate."""
+        if previous is None or previous.last is None:
+            return
+        if previous.last == self._ender:
+            self._ender_seen += 1
+        else:
+            self._ender = previous.last
+            self._ender_seen = 1
+
+    def _late(self, early: _Epoch, body: bytes) -> None:
+        """A sentence of an epoch already returned: too late for its fix; learn from it."""
+        self.stats.late += 1
+        early.note(body[:5])  # the epoch's true last sentence is what _learn must see
+        if self._early_on_quiet:
+            self.stats.late_after_quiet += 1
+        else:
+            # The cycle is not as regular as it looked (a sentence that ends most bursts also
+            # comes mid-burst in others, as in 10 Hz receivers with a 1 Hz RMC): trust an ender
+            # again only after a long run; the quiet line closes epochs meanwhile.
+            self._ender_seen = 0
+            self._ender_need = ENDER_CONFIRM_MAX
 
     def _close(self, out: list[Fix]) -> None:
         epoch = self._epoch

@@ -130,6 +130,11 @@ class Framer:
         stats.skipped += skipped
         return out
 
+    @property
+    def has_partial(self) -> bool:
+        """Part of a line is waiting for the rest of it."""
+        return bool(self._pending)
+
     def flush(self) -> list[bytes]:
         """End of input: a last line without a newline still counts (pynmea2's data.log ends so)."""
         tail, self._pending = self._pending, b""

@@ -19,7 +19,7 @@ _DAY_MS = 86_400_000
 
 def line_time_ms(line: bytes) -> int | None:
     """UTC time of day (ms) a recorded line carries, or None (untimed type, or unreadable)."""
-    start = line.find(b"$")
+    start = line.rfind(b"$")  # the last one: binary noise may precede a sentence on its line
     if start < 0 or len(line) < start + 7:
         return None
     index = _TIME_FIELD.get(line[start + 3 : start + 6])

@@ -1,0 +1,150 @@
+"""`tracker fixes` as a live monitor, and the engine's stream closing epochs as they end.
+
+Real processes and real descriptors: a subprocess whose stdin is a pipe fed one recorded epoch at
+a time, a subprocess reading a FakeReceiver's pseudo-terminal like the service does, and
+FixStream over a pipe. A fix line must appear before the next epoch is written; Ctrl-C (SIGINT)
+ends the monitor with status 130 and no traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import shared_file
+from tracker.gps.fake import FakeReceiver
+from tracker.gps.filters import FixFilter
+from tracker.gps.nmea.pacing import epochs
+from tracker.gps.pipe import PipeSource
+from tracker.gps.replay import iter_log_lines, read_fixes
+from tracker.gps.stream import FixStream
+from tracker.gps.tpv import fix_to_tpv
+
+LINE_TIMEOUT_S = 10.0  # a safety net only: each line is expected within milliseconds
+ONE_HZ = ("gpsd", "haicom-305N.log")
+
+
+def monitor(config_dir: Path, *args: str, stdin: int | None = None) -> subprocess.Popen[bytes]:
+    config = config_dir / "config.toml"
+    config.write_text("")  # the defaults, whatever the machine's own config says
+    return subprocess.Popen(
+        [sys.executable, "-m", "tracker", "fixes", *args, "--json", "--all"],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "TRACKER_CONFIG": str(config)},
+    )
+
+
+def read_line(proc: subprocess.Popen[bytes], timeout: float = LINE_TIMEOUT_S) -> bytes:
+    """One stdout line, read without blocking past ``timeout`` (b"" if none came)."""
+    assert proc.stdout is not None
+    line = b""
+    deadline = time.monotonic() + timeout
+    fd = proc.stdout.fileno()
+    while not line.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            return b""
+        byte = os.read(fd, 1)
+        if not byte:
+            return b""
+        line += byte
+    return line
+
+
+def interrupt(proc: subprocess.Popen[bytes]) -> tuple[int, bytes]:
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=LINE_TIMEOUT_S)
+    return proc.returncode, err
+
+
+def test_stdin_prints_each_fix_before_the_next_epoch_is_written(tmp_path: Path) -> None:
+    path = shared_file(*ONE_HZ)
+    reference, _ = read_fixes(path)
+    bursts = [b for b in epochs(iter_log_lines(path)) if b.timed][:8]
+    proc = monitor(tmp_path, "-", stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    try:
+        for index, burst in enumerate(bursts):
+            proc.stdin.write(b"".join(burst.lines))
+            proc.stdin.flush()
+            line = read_line(proc)
+            assert line, f"no fix line for epoch {index} before the next epoch"
+            assert json.loads(line)["time"] == fix_to_tpv(reference[index])["time"]
+        status, err = interrupt(proc)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert status == 130
+    assert b"Traceback" not in err
+    assert b"8 epochs" in err  # the summary, as at the end of a file
+
+
+def test_serial_device_streams_like_the_service(tmp_path: Path) -> None:
+    path = shared_file(*ONE_HZ)
+    reference, _ = read_fixes(path)
+    with FakeReceiver(path, link=tmp_path / "gps0", rate_hz=4.0) as receiver:
+        proc = monitor(tmp_path, str(receiver.path))
+        try:
+            written_when_read = []
+            for index in range(6):
+                line = read_line(proc)
+                assert line, f"no fix line for epoch {index}"
+                written_when_read.append(receiver.epochs_written)
+                assert json.loads(line)["time"] == fix_to_tpv(reference[index])["time"]
+            status, err = interrupt(proc)
+        finally:
+            proc.kill()
+            proc.wait()
+    # Fix i was printed before epoch i + 2 was written (the first epoch is index 0).
+    assert all(written <= i + 1 for i, written in enumerate(written_when_read)), written_when_read
+    assert status == 130
+    assert b"Traceback" not in err
+
+
+async def test_fix_stream_closes_epochs_on_a_quiet_line_and_flushes_at_a_stop() -> None:
+    path = shared_file(*ONE_HZ)
+    reference, _ = read_fixes(path)
+    offline = FixFilter(10.0, 50.0)
+    bursts = [b"".join(b.lines) for b in epochs(iter_log_lines(path)) if b.timed]
+    read_end, write_end = os.pipe()
+    stream = FixStream(PipeSource(read_end), FixFilter(10.0, 50.0))
+    verdicts = stream.verdicts()
+    try:
+        async with asyncio.timeout(LINE_TIMEOUT_S):
+            for index in range(6):
+                os.write(write_end, bursts[index])
+                fix, reason = await anext(verdicts)
+                assert fix == reference[index]
+                assert reason == offline.accept(reference[index])
+            # The first sentence of an epoch, then at once the stop: the bytes were read but
+            # not decoded yet (the iterating task has not run); they make the epoch's fix.
+            half = bursts[6][: bursts[6].index(b"\n") + 1]
+            os.write(write_end, half)
+            queue = stream._queue
+            assert queue is not None
+            # Until the reading task has read the pipe (a real descriptor: no event to await).
+            while queue.empty():  # noqa: ASYNC110
+                await asyncio.sleep(0.001)
+            assert not stream.decoder.pending  # read, not decoded
+            flushed = stream.flush_pending()
+            assert stream.epochs == 7
+            assert stream.last_epoch is not None
+            assert stream.last_epoch.unix == reference[6].unix
+            assert len(flushed) == (offline.accept(stream.last_epoch) is None)
+            # The iterator goes on with the next epoch; the flushed one is not repeated.
+            os.write(write_end, bursts[7])
+            fix, _ = await anext(verdicts)
+            assert fix == reference[7]
+    finally:
+        await verdicts.aclose()
+        os.close(write_end)
+        os.close(read_end)
