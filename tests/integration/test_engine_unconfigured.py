@@ -72,4 +72,4 @@ def _waiting(data: Path) -> int:
         stored = read_stored(data)
     except (FileNotFoundError, sqlite3.Error):
         return 0
-    return sum(len(points) for _, points in stored)
+    return sum(len(points) for _, points, _hr in stored)

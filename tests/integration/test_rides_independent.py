@@ -15,8 +15,9 @@ from pathlib import Path
 from tracker.config import ActivitySettings, UplinkSettings
 from tracker.engine.uplink import Uplink
 from tracker.mmt.gpx import build_gpx
+from tracker.model import HeartRateSample
 from tracker.ride.activity import ActivityState, Event
-from tracker.storage.outbox import Outbox
+from tracker.storage.outbox import ActivityRecord, Outbox
 
 from .engine_support import T0, FakeSleep, emulator_and_client, ride
 
@@ -79,9 +80,11 @@ async def test_a_ride_stopped_before_its_first_point_is_closed_locally(tmp_path:
         await box.close()
 
 
-async def refused_live(box: Outbox, up: Uplink, client: object, title: str) -> int:
+async def refused_live(
+    box: Outbox, up: Uplink, client: object, title: str, rec: ActivityRecord | None = None
+) -> int:
     """A ride the server refuses live (closed behind our back), stopped: its GPX is due."""
-    rec = await box.create_activity(title)
+    rec = rec or await box.create_activity(title)
     box.stage(rec.local_id, ride(0, 10))
     await box.commit()
     await up.step()
@@ -174,4 +177,23 @@ async def test_offline_ride_with_lost_replies_on_every_endpoint_appears_once(
         for endpoint in ("startActivity", "updateActivity", "stopActivity"):
             assert counts[endpoint].get("lost_reply", 0) >= 1, (endpoint, counts)
         assert box.record(rec.local_id).activity.state is ActivityState.STOPPED
+        await box.close()
+
+
+async def test_a_ride_that_goes_up_as_gpx_keeps_its_heart_rate(tmp_path: Path) -> None:
+    """Issue 16: the GPX fallback used to drop heart rate; now each point carries its sample
+    (gpxtpx:hr) and the server reads them back from the file."""
+    sleep = FakeSleep()
+    async with emulator_and_client(tmp_path) as (emu, client):
+        box, up = await make(tmp_path, client, sleep)
+        rec = await box.create_activity("Strap on, refused live")
+        box.stage(rec.local_id, hr=[HeartRateSample(T0 + s, 120 + s) for s in range(30)])
+        local_id = await refused_live(box, up, client, "unused", rec=rec)
+        await up.run_until_drained()
+        assert box.record(local_id).activity.state is ActivityState.UPLOADED
+        (uploaded,) = [a for a in emu.activities if a.state == "uploaded"]
+        assert len(uploaded.points) == 30
+        assert [(s.timestamp, s.hr) for s in uploaded.hr] == [
+            (T0 + s, 120 + s) for s in range(30)
+        ]
         await box.close()

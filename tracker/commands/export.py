@@ -39,7 +39,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     except sqlite3.Error as exc:
         raise StorageError(f"cannot read the outbox in {data_dir}: {exc}") from None
     if args.list:
-        for rec, points in stored:
+        for rec, points, _hr in stored:
             a = rec.activity
             print(
                 f"{a.local_id}\t{a.state.value}\t{len(points)} points\t"
@@ -56,10 +56,10 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         chosen = [stored[-1]]
     if not chosen:
         raise ConfigError("no such activity; `tracker export --list` shows them")
-    rec, points = chosen[0]
+    rec, points, hr = chosen[0]
     if not points:
         raise TrackerError(f"activity {rec.activity.title!r} has no points")
-    gpx = build_gpx(points, rec.activity.title)
+    gpx = build_gpx(points, rec.activity.title, hr)
     if args.output:
         Path(args.output).write_text(gpx, encoding="utf-8")
         print(

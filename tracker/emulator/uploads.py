@@ -77,13 +77,33 @@ def _parse_gpx(content: bytes) -> ParsedFile:
     except gpxpy.gpx.GPXException as exc:
         raise RejectedError(f"GPX file cannot be read: {exc}") from None
     points: list[StoredPoint] = []
+    hr: dict[int, StoredHeartRate] = {}
     for track in gpx.tracks:
         for segment in track.segments:
             for p in segment.points:
                 if p.time is None:
                     raise RejectedError("GPX track point without <time>")
-                points.append(StoredPoint(_second(p.time), p.latitude, p.longitude, p.elevation))
-    return ParsedFile("gpx", _dedupe(points))
+                ts = _second(p.time)
+                points.append(StoredPoint(ts, p.latitude, p.longitude, p.elevation))
+                bpm = _gpxtpx_hr(p.extensions)
+                if bpm is not None:
+                    hr.setdefault(ts, StoredHeartRate(ts, bpm))
+    return ParsedFile("gpx", _dedupe(points), tuple(hr[k] for k in sorted(hr)))
+
+
+_TPX_NAMESPACES = (  # Garmin's TrackPointExtension, v1 and v2: what GPX writers use for heart rate
+    "http://www.garmin.com/xmlschemas/TrackPointExtension/v1",
+    "http://www.garmin.com/xmlschemas/TrackPointExtension/v2",
+)
+
+
+def _gpxtpx_hr(extensions: list[ET.Element]) -> int | None:
+    for ext in extensions:
+        for ns in _TPX_NAMESPACES:
+            found = ext.find(f"{{{ns}}}hr") if ext.tag.startswith(f"{{{ns}}}") else None
+            if found is not None and (found.text or "").strip().isdigit():
+                return int((found.text or "").strip())
+    return None
 
 
 def _parse_tcx(root: ET.Element) -> ParsedFile:

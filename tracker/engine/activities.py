@@ -71,6 +71,7 @@ class Activities:
             rec = self.current()
             if rec is None:
                 return None
+            self.recorder.flush_pending()  # every fix received before the stop is in the ride
             self.recorder.finish(rec)
             await self.outbox.update_activity(rec.activity.apply(Event.STOP))
             self.autostart_armed = False

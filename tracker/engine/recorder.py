@@ -142,6 +142,13 @@ class Recorder:
                 await before_each()
             self.on_fix(fix)
 
+    def flush_pending(self) -> None:
+        """A stop: the epoch the receiver is still sending (or whose line has not gone quiet
+        yet) and any bytes read but not decoded go into the ride before it is finished."""
+        if self._stream is not None:
+            for fix in self._stream.flush_pending():
+                self.on_fix(fix)
+
     def on_fix(self, fix: Fix) -> None:
         c = self.counters
         c.fixes += 1

@@ -46,7 +46,7 @@ from tracker.engine.status import LoginSection, ServiceStatus, build_status
 from tracker.engine.supervisor import Supervisor
 from tracker.engine.uplink import ActivityApi, Uplink
 from tracker.logs import get_logger
-from tracker.model import Fix, Point
+from tracker.model import Fix, HeartRateSample, Point
 from tracker.retry import RetryPolicy, uplink_policy
 from tracker.ride.activity import Trigger
 from tracker.storage.outbox import Outbox
@@ -310,7 +310,7 @@ async def _watchdog_task() -> None:
         dog.stopping()
 
 
-def _build_gpx(points: Sequence[Point], title: str) -> str:
+def _build_gpx(points: Sequence[Point], title: str, hr: Sequence[HeartRateSample]) -> str:
     from tracker.mmt.gpx import build_gpx
 
-    return build_gpx(points, title)
+    return build_gpx(points, title, hr)

@@ -82,7 +82,7 @@ class ActivityApi(Protocol):
     ) -> int: ...
 
 
-GpxBuilder = Callable[[Sequence[Point], str], str]
+GpxBuilder = Callable[[Sequence[Point], str, Sequence[HeartRateSample]], str]
 T = TypeVar("T")
 
 
@@ -316,7 +316,7 @@ class Uplink:
             await self.outbox.update_activity(_stopped(a).apply(Event.DISCARD))
             log.info("activity has no points; closed locally, nothing to upload", title=a.title)
             return
-        gpx = self.build_gpx(points, a.title)
+        gpx = self.build_gpx(points, a.title, await self.outbox.all_heart_rate(a.local_id))
         try:
             remote_id = await self._call(
                 rec,
@@ -349,7 +349,7 @@ class Uplink:
         rec = self.outbox.record(a.local_id)
         done = _finish(rec)
         await self.outbox.update_activity(replace(done, remote_id=int(remote_id)))
-        # The GPX carries the positions only: heart-rate samples of such a ride stay local.
+        # The GPX carried the heart rate too (gpxtpx:hr at each point): nothing is left waiting.
         await self.outbox.confirm(a.local_id, points, self.outbox.pending_hr(a.local_id))
         self.status.points_sent += len(points)
         log.info("activity uploaded as GPX", title=a.title, remote_id=remote_id, points=len(points))

@@ -15,11 +15,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from tracker.logs import get_logger
-from tracker.model import Point
+from tracker.model import HeartRateSample, Point
 from tracker.storage import pruning
 from tracker.storage.failures import describe, is_corrupt, is_full
 from tracker.storage.records import ActivityRecord
-from tracker.storage.rows import Batch, Loaded, load, select_points, write_batch
+from tracker.storage.rows import Batch, Loaded, load, select_hr, select_points, write_batch
 from tracker.storage.schema import DB_NAME, connect, connect_read_only, used_bytes
 
 log = get_logger("outbox")
@@ -101,6 +101,12 @@ class Database:
             return []
         return select_points(self._db, local_id)
 
+    def heart_rate(self, local_id: int) -> list[HeartRateSample]:
+        """Every stored heart-rate sample of an activity, oldest first."""
+        if self._db is None:
+            return []
+        return select_hr(self._db, local_id)
+
     def prune(self, old: Iterable[int], finished: Sequence[int]) -> list[int]:
         assert self._db is not None
         return pruning.prune(self._db, old, finished, self.max_bytes)
@@ -115,11 +121,17 @@ class Database:
             return None
 
 
-def read_stored(data_dir: Path) -> list[tuple[ActivityRecord, list[Point]]]:
-    """Every activity in a data dir's outbox with all its points, read-only (``tracker export``;
-    safe while the service runs: WAL lets a reader in beside the writer)."""
+def read_stored(
+    data_dir: Path,
+) -> list[tuple[ActivityRecord, list[Point], list[HeartRateSample]]]:
+    """Every activity in a data dir's outbox with all its points and heart-rate samples,
+    read-only (``tracker export``; safe while the service runs: WAL lets a reader in beside the
+    writer)."""
     path = Path(data_dir) / DB_NAME
     if not path.is_file():
         raise FileNotFoundError(f"no outbox at {path}")
     with contextlib.closing(connect_read_only(path)) as db:
-        return [(rec, select_points(db, rec.local_id)) for rec in load(db).records]
+        return [
+            (rec, select_points(db, rec.local_id), select_hr(db, rec.local_id))
+            for rec in load(db).records
+        ]

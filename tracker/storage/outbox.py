@@ -263,6 +263,19 @@ class Outbox:
             by_ts.setdefault(p.timestamp, p)
         return [by_ts[t] for t in sorted(by_ts)]
 
+    async def all_heart_rate(self, local_id: int) -> list[HeartRateSample]:
+        """Every heart-rate sample of an activity (sent or not), oldest first: for the GPX."""
+        stored: list[HeartRateSample] = []
+        if self._db.is_open:
+            with contextlib.suppress(sqlite3.Error, OSError):
+                stored = await self._run(lambda: self._db.heart_rate(local_id))
+        queue = self._queues.get(local_id)
+        extra = (queue.pending_hr + queue.staged_hr) if queue else []
+        by_ts = {s.timestamp: s for s in stored}
+        for s in extra:
+            by_ts.setdefault(s.timestamp, s)
+        return [by_ts[t] for t in sorted(by_ts)]
+
     # ------------------------------------------------------------------ commit
 
     async def commit(self) -> None:
