@@ -40,6 +40,7 @@ import live_ride as lr
 
 from tracker.emulator.runner import running_emulator
 from tracker.engine.control_socket import send_command
+from tracker.logs import configure_logging
 from tracker.mmt.tokens import TokenStore
 
 CASES = {
@@ -340,6 +341,7 @@ def main() -> None:
     parser.add_argument("--import-runs", type=int, default=5)
     parser.add_argument("--no-gpsd", action="store_true", help="the tracker alone")
     args = parser.parse_args()  # fmt: skip
+    configure_logging("warning")  # the emulator's request lines would drown the figures
     asyncio.run(main_async(args))
 
 

@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))
 from tracker.gps.nmea.pacing import epochs  # noqa: E402
 from tracker.gps.replay import iter_log_lines  # noqa: E402
 
-SHARED = REPO.parent / "shared" / "data"
+SHARED = Path(os.environ.get("TRACKER_SHARED_DATA", REPO.parent / "shared" / "data"))
 LOG_1HZ = SHARED / "tracks" / "ROB__tomales_data.shrinked.nmea"  # 1 Hz, GP RMC/GGA/GSA/GSV
 LOG_10HZ = SHARED / "gpsd" / "nmea-rtk.log"  # 10 Hz, GN/GP RMC+GGA (Trimble RTK)
 
