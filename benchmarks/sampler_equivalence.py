@@ -82,6 +82,7 @@ def _digest(fixes: list[Fix], eps: float, delay: int, lookahead: bool, cut: int 
 def _logs() -> Iterator[tuple[str, list[Fix], list[Fix]]]:
     """(name, filtered fixes, unfiltered fixes) of every shared log that decodes to fixes."""
     from tracker.commands.simplify import read_fixes
+    from tracker.errors import GpsInputError
     from tracker.gps.filters import FixFilter
 
     for sub in ("tracks", "gpsd"):
@@ -93,7 +94,8 @@ def _logs() -> Iterator[tuple[str, list[Fix], list[Fix]]]:
                 continue
             try:
                 raw = list(read_fixes(str(path)))
-            except Exception:  # noqa: BLE001 - a log the decoder refuses has no case
+            except GpsInputError as exc:  # a log the decoder refuses has no case
+                print(f"skipped {path.name}: {exc}", file=sys.stderr)
                 continue
             ff = FixFilter(10.0, 90.0)
             kept = [f for f in raw if ff.accept(f) is None]
