@@ -58,6 +58,21 @@ CANDIDATES_AT_END = 9
 EARLIER_ENDS = 2
 CANDIDATES_PER_EARLIER_END = 3
 BEAM = 9
+# Undo (see Sampler._rewind): a copy of the state every CHECKPOINT_EVERY fixes, replayed on the
+# rare fix that has to be undone, instead of a copy of every leaf before every fix.
+CHECKPOINT_EVERY = 32
+_COUNTERS = (
+    "fixes_in",
+    "fixes_accepted",
+    "skipped_out_of_order",
+    "skipped_invalid",
+    "skipped_unreachable",
+    "skipped_jump",
+    "points_out",
+    "knots_agreed",
+    "knots_due",
+    "knots_forced",
+)
 
 # A buffered fix: time (unix seconds), latitude, longitude, altitude or None.
 _Pend = tuple[float, float, float, float | None]
@@ -281,6 +296,10 @@ class _Cone:
         return c
 
 
+# What Sampler._rewind starts from: leaves, plane, delay clock, last fix time, last fix.
+_Checkpoint = tuple[list[_Cone], LocalFrame | None, float | None, float | None, _Pend | None]
+
+
 class _Unreachable(Exception):
     """A buffered fix could not be re-fed to any new segment: undo the fix that caused it."""
 
@@ -341,11 +360,20 @@ class Sampler:
         self._leaves: list[_Cone] = []
         self._first_after: float | None = None  # first fix after the last committed knot
         self._out: list[Point] = []
+        # Undo: the state as it was before the fixes in _log (None: take one at the next fix).
+        self._checkpoint: _Checkpoint | None = None
+        self._log: list[Fix] = []
+        self._replaying = False
 
     # ------------------------------------------------------------------ feeding
 
     def feed(self, fix: Fix) -> list[Point]:
         """Take one fix; return the points committed because it arrived (usually none)."""
+        if not self._replaying:
+            if self._checkpoint is None or len(self._log) >= CHECKPOINT_EVERY:
+                self._checkpoint = self._save()
+                self._log = []
+            self._log.append(fix)
         self.fixes_in += 1
         t = fix.unix
         lat = fix.lat
@@ -374,13 +402,15 @@ class Sampler:
             if self._is_jump(t, lat, lon):
                 self.skipped_jump += 1
                 return self._skip(t)
-            if self._frame.scale_error(lat) > FRAME_TOLERANCE:
+            reframed = self._frame.scale_error(lat) > FRAME_TOLERANCE
+            if reframed:
                 # far north or south of the plane's origin (a long ride, or a wild fix): move
                 # the origin so distances near this fix are measured true
                 self._reframe(lat, lon, self._leaves)
-            # Undo information for this fix: a fix that cannot be taken without breaking the
-            # bound (or that would drive the knots off the map) is skipped, state untouched.
-            backup = self._backup()
+            # A fix that cannot be taken without breaking the bound (or that would drive the
+            # knots off the map) is skipped, the state as it was here (_rewind rebuilds it; a
+            # replay, which has no checkpoint to go back to, copies it first instead).
+            backup = self._backup() if self._replaying else None
             try:
                 leaves = self._step(self._leaves, item, top_level=True)
                 if leaves is None:
@@ -392,7 +422,10 @@ class Sampler:
                 self._settle()
                 self._enforce_deadline(t)
             except (_Unreachable, ArithmeticError, ValueError):
-                self._leaves, self._frame, self._first_after = backup
+                if backup is None:
+                    self._rewind(out, (lat, lon) if reframed else None)
+                else:
+                    self._leaves, self._frame, self._first_after = backup
                 del out[:]
                 self.skipped_unreachable += 1
                 return self._skip(t)
@@ -435,6 +468,45 @@ class Sampler:
 
     def _backup(self) -> tuple[list[_Cone], LocalFrame | None, float | None]:
         return [c.copy() for c in self._leaves], self._frame, self._first_after
+
+    def _save(self) -> _Checkpoint:
+        return (
+            [c.copy() for c in self._leaves],
+            self._frame,
+            self._first_after,
+            self._last_t,
+            self._last_fix,
+        )
+
+    def _rewind(self, out: list[Point], reframe: tuple[float, float] | None) -> None:
+        """Put the leaves, plane and delay clock back as they were before the current fix.
+
+        The state is a pure function of the fixes fed, so the checkpoint plus a replay of the
+        fixes fed since (outputs dropped) is exactly the state before this fix, which is then
+        moved to this fix's plane if the fix had moved it. The counters keep the values they
+        have now (as the copy taken before every fix used to: a failed attempt's settled knots
+        still count), and ``out`` stays this call's output list.
+        """
+        counters = [getattr(self, name) for name in _COUNTERS]
+        checkpoint = self._checkpoint
+        log = self._log
+        assert checkpoint is not None
+        assert log
+        self._checkpoint = None  # (its leaves are consumed by the replay)
+        self._log = []
+        leaves, self._frame, self._first_after, self._last_t, self._last_fix = checkpoint
+        self._leaves = leaves
+        self._replaying = True
+        try:
+            for fix in log[:-1]:
+                self.feed(fix)
+        finally:
+            self._replaying = False
+        if reframe is not None:
+            self._reframe(reframe[0], reframe[1], self._leaves)
+        for name, value in zip(_COUNTERS, counters, strict=True):
+            setattr(self, name, value)
+        self._out = out
 
     def _start(self, fix: _Pend) -> None:
         """The first fix: kept as the first point, at its whole second."""
@@ -793,6 +865,7 @@ class Sampler:
         self._frame = None
         self._leaves = []
         self._last_fix = None
+        self._checkpoint = None
         return out
 
     def _miss(self, c: _Cone) -> float:
