@@ -534,10 +534,9 @@ class Sampler:
         self._out.append(Point(timestamp=ts, lat=lat, lon=lon, ele=_r1(ele)))
 
     @staticmethod
-    def _apply(cone: _Cone, fix: _Pend, poly: Polygon, shift: int) -> None:
-        """Record that ``fix`` was fed to ``cone`` and left ``poly`` feasible."""
-        t = fix[0]
-        k = math.ceil(t - SNAP_S) - 1  # _second_before(t), inlined (hot)
+    def _apply(cone: _Cone, fix: _Pend, poly: Polygon, shift: int, k: int) -> None:
+        """Record that ``fix`` was fed to ``cone`` and left ``poly`` feasible (``k`` is
+        ``_second_before(fix[0])``, the same for every leaf: computed once per fix)."""
         if k > cone.int_t:
             if shift:
                 # the earlier seconds it could end at: the last one, and any whole seconds
@@ -554,11 +553,17 @@ class Sampler:
                     hist[:] = gap[:shift] if len(gap) >= shift else (hist + gap)[-shift:]
                 elif len(hist) > shift:
                     del hist[: len(hist) - shift]
+                back = cone.back
                 if hist:
+                    # (back is in time order: the fixes at or before the oldest are a prefix)
                     oldest = hist[0][0]
-                    cone.back = [f for f in cone.back if f[0] > oldest]
+                    i = 0
+                    while i < len(back) and back[i][0] <= oldest:
+                        i += 1
+                    if i:
+                        del back[:i]
                 else:
-                    cone.back = []
+                    back.clear()
             cone.int_t = k
             cone.int_poly = cone.poly
             cone.int_ele = cone.ele
@@ -571,7 +576,7 @@ class Sampler:
         cone.poly = poly
         cone.ele = fix[3] if fix[3] is not None else cone.ele
         if cone.first_t is None:
-            cone.first_t = t
+            cone.first_t = fix[0]
 
     def _step(self, leaves: list[_Cone], fix: _Pend, *, top_level: bool) -> list[_Cone] | None:
         """Feed one fix to every leaf; expand the leaves whose segment ended. None: unreachable."""
@@ -604,8 +609,10 @@ class Sampler:
             if top_level:
                 return None
             raise _Unreachable
+        apply = self._apply
+        shift = self._shift
         for cone, poly in results:
-            self._apply(cone, fix, poly, self._shift)
+            apply(cone, fix, poly, shift, k)
         if not ended:
             return alive
         best_alive = min((c.depth for c in alive), default=1 << 30)
@@ -752,13 +759,14 @@ class Sampler:
 
     def _settle(self) -> None:
         """Commit the oldest open knot for as long as every surviving path agrees on it."""
-        while True:
-            roots = {c.root() for c in self._leaves}
-            if len(roots) != 1:
-                return
-            (knot,) = roots
+        while self._leaves:
+            first, *rest = self._leaves
+            knot = first.root()
             if knot is None:
                 return
+            for c in rest:
+                if c.root() != knot:
+                    return
             self._commit_root(knot)
             self.knots_agreed += 1
 
