@@ -29,6 +29,8 @@ the number of candidates and fixes in one second) and JSON-serialisable for cras
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
+from operator import itemgetter
 from typing import Any
 
 from tracker.geo import LocalFrame
@@ -76,6 +78,7 @@ _COUNTERS = (
 
 # A buffered fix: time (unix seconds), latitude, longitude, altitude or None.
 _Pend = tuple[float, float, float, float | None]
+_time_of = itemgetter(0)
 
 
 def _quality(poly: Polygon | None) -> float:
@@ -556,10 +559,7 @@ class Sampler:
                 back = cone.back
                 if hist:
                     # (back is in time order: the fixes at or before the oldest are a prefix)
-                    oldest = hist[0][0]
-                    i = 0
-                    while i < len(back) and back[i][0] <= oldest:
-                        i += 1
+                    i = bisect_right(back, hist[0][0], key=_time_of)
                     if i:
                         del back[:i]
                 else:
