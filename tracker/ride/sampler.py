@@ -29,6 +29,8 @@ the number of candidates and fixes in one second) and JSON-serialisable for cras
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
+from operator import itemgetter
 from typing import Any
 
 from tracker.geo import LocalFrame
@@ -58,9 +60,25 @@ CANDIDATES_AT_END = 9
 EARLIER_ENDS = 2
 CANDIDATES_PER_EARLIER_END = 3
 BEAM = 9
+# Undo (see Sampler._rewind): a copy of the state every CHECKPOINT_EVERY fixes, replayed on the
+# rare fix that has to be undone, instead of a copy of every leaf before every fix.
+CHECKPOINT_EVERY = 32
+_COUNTERS = (
+    "fixes_in",
+    "fixes_accepted",
+    "skipped_out_of_order",
+    "skipped_invalid",
+    "skipped_unreachable",
+    "skipped_jump",
+    "points_out",
+    "knots_agreed",
+    "knots_due",
+    "knots_forced",
+)
 
 # A buffered fix: time (unix seconds), latitude, longitude, altitude or None.
 _Pend = tuple[float, float, float, float | None]
+_time_of = itemgetter(0)
 
 
 def _quality(poly: Polygon | None) -> float:
@@ -281,6 +299,10 @@ class _Cone:
         return c
 
 
+# What Sampler._rewind starts from: leaves, plane, delay clock, last fix time, last fix.
+_Checkpoint = tuple[list[_Cone], LocalFrame | None, float | None, float | None, _Pend | None]
+
+
 class _Unreachable(Exception):
     """A buffered fix could not be re-fed to any new segment: undo the fix that caused it."""
 
@@ -341,11 +363,20 @@ class Sampler:
         self._leaves: list[_Cone] = []
         self._first_after: float | None = None  # first fix after the last committed knot
         self._out: list[Point] = []
+        # Undo: the state as it was before the fixes in _log (None: take one at the next fix).
+        self._checkpoint: _Checkpoint | None = None
+        self._log: list[Fix] = []
+        self._replaying = False
 
     # ------------------------------------------------------------------ feeding
 
     def feed(self, fix: Fix) -> list[Point]:
         """Take one fix; return the points committed because it arrived (usually none)."""
+        if not self._replaying:
+            if self._checkpoint is None or len(self._log) >= CHECKPOINT_EVERY:
+                self._checkpoint = self._save()
+                self._log = []
+            self._log.append(fix)
         self.fixes_in += 1
         t = fix.unix
         lat = fix.lat
@@ -374,13 +405,15 @@ class Sampler:
             if self._is_jump(t, lat, lon):
                 self.skipped_jump += 1
                 return self._skip(t)
-            if self._frame.scale_error(lat) > FRAME_TOLERANCE:
+            reframed = self._frame.scale_error(lat) > FRAME_TOLERANCE
+            if reframed:
                 # far north or south of the plane's origin (a long ride, or a wild fix): move
                 # the origin so distances near this fix are measured true
                 self._reframe(lat, lon, self._leaves)
-            # Undo information for this fix: a fix that cannot be taken without breaking the
-            # bound (or that would drive the knots off the map) is skipped, state untouched.
-            backup = self._backup()
+            # A fix that cannot be taken without breaking the bound (or that would drive the
+            # knots off the map) is skipped, the state as it was here (_rewind rebuilds it; a
+            # replay, which has no checkpoint to go back to, copies it first instead).
+            backup = self._backup() if self._replaying else None
             try:
                 leaves = self._step(self._leaves, item, top_level=True)
                 if leaves is None:
@@ -392,7 +425,10 @@ class Sampler:
                 self._settle()
                 self._enforce_deadline(t)
             except (_Unreachable, ArithmeticError, ValueError):
-                self._leaves, self._frame, self._first_after = backup
+                if backup is None:
+                    self._rewind(out, (lat, lon) if reframed else None)
+                else:
+                    self._leaves, self._frame, self._first_after = backup
                 del out[:]
                 self.skipped_unreachable += 1
                 return self._skip(t)
@@ -436,6 +472,45 @@ class Sampler:
     def _backup(self) -> tuple[list[_Cone], LocalFrame | None, float | None]:
         return [c.copy() for c in self._leaves], self._frame, self._first_after
 
+    def _save(self) -> _Checkpoint:
+        return (
+            [c.copy() for c in self._leaves],
+            self._frame,
+            self._first_after,
+            self._last_t,
+            self._last_fix,
+        )
+
+    def _rewind(self, out: list[Point], reframe: tuple[float, float] | None) -> None:
+        """Put the leaves, plane and delay clock back as they were before the current fix.
+
+        The state is a pure function of the fixes fed, so the checkpoint plus a replay of the
+        fixes fed since (outputs dropped) is exactly the state before this fix, which is then
+        moved to this fix's plane if the fix had moved it. The counters keep the values they
+        have now (as the copy taken before every fix used to: a failed attempt's settled knots
+        still count), and ``out`` stays this call's output list.
+        """
+        counters = [getattr(self, name) for name in _COUNTERS]
+        checkpoint = self._checkpoint
+        log = self._log
+        assert checkpoint is not None
+        assert log
+        self._checkpoint = None  # (its leaves are consumed by the replay)
+        self._log = []
+        leaves, self._frame, self._first_after, self._last_t, self._last_fix = checkpoint
+        self._leaves = leaves
+        self._replaying = True
+        try:
+            for fix in log[:-1]:
+                self.feed(fix)
+        finally:
+            self._replaying = False
+        if reframe is not None:
+            self._reframe(reframe[0], reframe[1], self._leaves)
+        for name, value in zip(_COUNTERS, counters, strict=True):
+            setattr(self, name, value)
+        self._out = out
+
     def _start(self, fix: _Pend) -> None:
         """The first fix: kept as the first point, at its whole second."""
         t, lat, lon, alt = fix
@@ -462,10 +537,9 @@ class Sampler:
         self._out.append(Point(timestamp=ts, lat=lat, lon=lon, ele=_r1(ele)))
 
     @staticmethod
-    def _apply(cone: _Cone, fix: _Pend, poly: Polygon, shift: int) -> None:
-        """Record that ``fix`` was fed to ``cone`` and left ``poly`` feasible."""
-        t = fix[0]
-        k = math.ceil(t - SNAP_S) - 1  # _second_before(t), inlined (hot)
+    def _apply(cone: _Cone, fix: _Pend, poly: Polygon, shift: int, k: int) -> None:
+        """Record that ``fix`` was fed to ``cone`` and left ``poly`` feasible (``k`` is
+        ``_second_before(fix[0])``, the same for every leaf: computed once per fix)."""
         if k > cone.int_t:
             if shift:
                 # the earlier seconds it could end at: the last one, and any whole seconds
@@ -482,11 +556,14 @@ class Sampler:
                     hist[:] = gap[:shift] if len(gap) >= shift else (hist + gap)[-shift:]
                 elif len(hist) > shift:
                     del hist[: len(hist) - shift]
+                back = cone.back
                 if hist:
-                    oldest = hist[0][0]
-                    cone.back = [f for f in cone.back if f[0] > oldest]
+                    # (back is in time order: the fixes at or before the oldest are a prefix)
+                    i = bisect_right(back, hist[0][0], key=_time_of)
+                    if i:
+                        del back[:i]
                 else:
-                    cone.back = []
+                    back.clear()
             cone.int_t = k
             cone.int_poly = cone.poly
             cone.int_ele = cone.ele
@@ -499,7 +576,7 @@ class Sampler:
         cone.poly = poly
         cone.ele = fix[3] if fix[3] is not None else cone.ele
         if cone.first_t is None:
-            cone.first_t = t
+            cone.first_t = fix[0]
 
     def _step(self, leaves: list[_Cone], fix: _Pend, *, top_level: bool) -> list[_Cone] | None:
         """Feed one fix to every leaf; expand the leaves whose segment ended. None: unreachable."""
@@ -532,8 +609,10 @@ class Sampler:
             if top_level:
                 return None
             raise _Unreachable
+        apply = self._apply
+        shift = self._shift
         for cone, poly in results:
-            self._apply(cone, fix, poly, self._shift)
+            apply(cone, fix, poly, shift, k)
         if not ended:
             return alive
         best_alive = min((c.depth for c in alive), default=1 << 30)
@@ -680,13 +759,14 @@ class Sampler:
 
     def _settle(self) -> None:
         """Commit the oldest open knot for as long as every surviving path agrees on it."""
-        while True:
-            roots = {c.root() for c in self._leaves}
-            if len(roots) != 1:
-                return
-            (knot,) = roots
+        while self._leaves:
+            first, *rest = self._leaves
+            knot = first.root()
             if knot is None:
                 return
+            for c in rest:
+                if c.root() != knot:
+                    return
             self._commit_root(knot)
             self.knots_agreed += 1
 
@@ -793,6 +873,7 @@ class Sampler:
         self._frame = None
         self._leaves = []
         self._last_fix = None
+        self._checkpoint = None
         return out
 
     def _miss(self, c: _Cone) -> float:
