@@ -163,7 +163,8 @@ class Recorder:
     def on_fix(self, fix: Fix) -> None:
         c = self.counters
         now = self.monotonic()
-        if self._stream is None and (c.last_fix_mono is None or now - c.last_fix_mono >= FRESH_FIX_S):
+        stale = c.last_fix_mono is None or now - c.last_fix_mono >= FRESH_FIX_S
+        if stale and self._stream is None:
             self.changed()  # without a stream's own status the fixes say "receiver, fix"
         c.fixes += 1
         c.last_fix = fix
