@@ -3,7 +3,9 @@
 Each subcommand lives in ``tracker/commands/<name>.py`` with two functions:
 ``add_arguments(parser)`` and ``main(args, settings) -> int``. Command modules import only the
 standard library at module level, so ``tracker --help`` stays fast on a Pi Zero; the work (and
-the heavy imports: aiohttp, authlib, sqlite) happens inside ``main``.
+the heavy imports: aiohttp, authlib, sqlite) happens inside ``main``. Only the module of the
+command given is imported (``tracker run`` never imports the other ten), and the version only
+for ``--version``.
 
 Exit codes: 0 ok, 1 runtime failure (a TrackerError), 2 usage or configuration error,
 130 interrupted.
@@ -17,9 +19,8 @@ import json
 import sys
 from collections.abc import Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from tracker import __version__
 from tracker.errors import ConfigError, TrackerError
 
 if TYPE_CHECKING:
@@ -49,13 +50,34 @@ def _command_module(name: str) -> ModuleType:
     return importlib.import_module(f"tracker.commands.{name.replace('-', '_')}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Version(argparse.Action):
+    """``--version``: the package metadata is read only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **_: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        from tracker import __version__
+
+        print(f"tracker {__version__}")
+        parser.exit()
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only`` (a command name) only that command's module is imported, the
+    others are listed without their own options (what ``main`` does for the command given)."""
     parser = argparse.ArgumentParser(
         prog="tracker",
         description="Live GPS tracker for a Raspberry Pi, streaming to Map My Tracks.",
         epilog="Run `tracker COMMAND --help` for a command's options.",
     )
-    parser.add_argument("--version", action="version", version=f"tracker {__version__}")
+    parser.add_argument("--version", action=_Version)
     parser.add_argument("--config", metavar="PATH", dest="top_config",
                         help="config file for --print-config")  # fmt: skip
     parser.add_argument("--print-config", action="store_true", help=PRINT_CONFIG_HELP)
@@ -77,12 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
         )
         common.add_argument("--print-config", action="store_true", default=argparse.SUPPRESS,
                             help=PRINT_CONFIG_HELP)  # fmt: skip
-        _command_module(name).add_arguments(cmd)
+        if only is None or name == only:
+            _command_module(name).add_arguments(cmd)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(words[0] if words and words[0] in COMMANDS else None)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help

@@ -12,6 +12,14 @@ of all: an exception is turned into structured data (structlog's ``ExceptionDict
 locals included, as reprs) *before* the redaction, which then masks them like any other value;
 only afterwards is it rendered (text on a terminal, a list of frames in JSON). The same chain
 serves structlog's own events and every stdlib record (aiohttp's "Error handling request").
+
+**No console extras.** ``import structlog`` imports its dev console and traceback modules, which
+import ``rich`` and ``better_exceptions`` when installed (~40 ms and several MiB on a Pi; rich
+comes with the test tools). Nothing here uses them: tracebacks are rendered by
+:func:`exception_as_text` (or as JSON), locals are plain ``repr``, the console renderer gets
+``plain_traceback`` explicitly. So structlog is imported with those two hidden (only while it is
+imported: anyone else may still import them), and the output is the same whether they are
+installed or not.
 """
 
 from __future__ import annotations
@@ -24,9 +32,27 @@ from collections.abc import Mapping, MutableMapping
 from types import TracebackType
 from typing import Any, Final, TextIO
 
-import structlog
-from structlog.tracebacks import ExceptionDictTransformer
-from structlog.typing import FilteringBoundLogger
+# structlog's optional console extras; None in sys.modules makes their import fail (see above).
+_UNUSED_EXTRAS: Final = ("rich", "better_exceptions")
+
+
+def _import_structlog_without_extras() -> None:
+    hidden = [name for name in _UNUSED_EXTRAS if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        import structlog  # noqa: F401 - imports structlog.dev and .tracebacks, which look
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, ...) is None:
+                del sys.modules[name]
+
+
+_import_structlog_without_extras()
+
+import structlog  # noqa: E402 - after the import above, which left the extras out
+from structlog.tracebacks import ExceptionDictTransformer  # noqa: E402
+from structlog.typing import FilteringBoundLogger  # noqa: E402
 
 MASK = "***"
 
@@ -192,7 +218,11 @@ def configure_logging(
         renderer = structlog.processors.JSONRenderer(sort_keys=False)
     else:
         redaction.append(exception_as_text)
-        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        # Tracebacks arrive as text from exception_as_text; plain_traceback only for the case
+        # of an exc_info that bypassed it (never rich's renderer, which shows live locals).
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

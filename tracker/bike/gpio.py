@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -94,24 +95,33 @@ def _load_factory(name: str) -> Any:
 
 
 def select_pin_factory(gpio: GpioSettings) -> Any | None:
-    """The gpiozero pin factory to use, or None to run without button and LEDs (said once)."""
-    from gpiozero import Device
+    """The gpiozero pin factory to use, or None to run without button and LEDs (said once).
 
+    gpiozero (and its pin libraries) is imported only when a factory may be used: not for
+    ``"none"``, nor for ``"auto"`` off a Pi with nothing configured (a factory set by someone
+    else means gpiozero is imported already).
+    """
     choice = gpio.pin_factory
     if choice == "none":
         _say_once("none", "GPIO disabled ([gpio] pin_factory = \"none\"): no button, no LEDs")
         return None
+    if (
+        choice == "auto"
+        and "gpiozero" not in sys.modules
+        and not os.environ.get("GPIOZERO_PIN_FACTORY")
+        and not is_raspberry_pi()
+    ):
+        _say_not_a_pi()
+        return None
+    from gpiozero import Device
+
     try:
         if choice == "auto":
             if Device.pin_factory is not None:
                 return Device.pin_factory
             env = os.environ.get("GPIOZERO_PIN_FACTORY")
             if not env and not is_raspberry_pi():
-                _say_once(
-                    "not-pi",
-                    "not a Raspberry Pi and no pin factory configured: running without button "
-                    "and LEDs (set [gpio] pin_factory or GPIOZERO_PIN_FACTORY to use one)",
-                )
+                _say_not_a_pi()
                 return None
             Device.ensure_pin_factory()  # gpiozero's own choice: $GPIOZERO_PIN_FACTORY or lgpio
             return Device.pin_factory
@@ -130,6 +140,14 @@ def select_pin_factory(gpio: GpioSettings) -> Any | None:
             error=f"{type(exc).__name__}: {exc}",
         )
         return None
+
+
+def _say_not_a_pi() -> None:
+    _say_once(
+        "not-pi",
+        "not a Raspberry Pi and no pin factory configured: running without button "
+        "and LEDs (set [gpio] pin_factory or GPIOZERO_PIN_FACTORY to use one)",
+    )
 
 
 def _factory_name_for(choice: str) -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from tracker.config import Settings
+if TYPE_CHECKING:  # `tracker run --help` needs no settings
+    from tracker.config import Settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,7 +4,12 @@
   ``[button] long_press``: ``shutdown`` (stop the ride, commit, power off safely), ``upload``
   (stop the ride so it goes up) or nothing.
 - **Control socket.** ``status``, ``start`` and ``stop`` from `tracker status|start|stop`.
-- **LEDs.** The status snapshot's ``device_state``, shown whenever it changes.
+- **LEDs.** The status snapshot's ``device_state``, shown whenever it changes. Nothing polls:
+  whoever changes an input of the state (a fix, a commit, the uplink, a start or stop, a task
+  failing) calls :meth:`Controls.changed`, and :meth:`Controls.show_forever` looks again once,
+  however many calls came meanwhile. An input that changes with time alone (the fixes' own
+  "has fix" going stale) gives the time it expires, and the LEDs look again then. The blink
+  patterns themselves run in gpiozero's threads.
 
 Presses arrive as gpiozero callbacks in the event loop; the work they start runs as background
 tasks kept here until done (an unreferenced task may be garbage-collected mid-flight).
@@ -13,6 +18,7 @@ tasks kept here until done (an unreferenced task may be garbage-collected mid-fl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Protocol
 
@@ -27,8 +33,6 @@ if TYPE_CHECKING:
     from tracker.bike.shutdown import SafeShutdown
 
 log = get_logger("engine")
-
-STATE_INTERVAL_S = 0.25  # LED refresh
 
 PressCallback = Callable[[], object]
 
@@ -61,6 +65,8 @@ class Controls:
         self._background: set[asyncio.Future[object]] = set()
         self._safe_shutdown: SafeShutdown | None = None
         self.shown_state: DeviceState | None = None
+        self.looks = 0  # how often the state was computed (each one a full status)
+        self._changed = asyncio.Event()
 
     # -- the button --------------------------------------------------------------------------
 
@@ -117,11 +123,27 @@ class Controls:
 
     # -- the LEDs ----------------------------------------------------------------------------
 
-    async def show_forever(self, device: Device | None) -> None:
-        """Every ``STATE_INTERVAL_S``: the status's device state, on the LEDs when it changed."""
+    def changed(self) -> None:
+        """An input of the device state may have changed: the LEDs look again, soon and once."""
+        self._changed.set()
+
+    async def show_forever(
+        self, device: Device | None, *, expires: Callable[[], float | None] = lambda: None
+    ) -> None:
+        """The status's device state, on the LEDs when it changed: now, then after each
+        :meth:`changed`, or when ``expires()`` (seconds until an input changes with time alone,
+        None: none does) runs out."""
         while True:
+            self._changed.clear()
             state = self._status().device_state
+            self.looks += 1
             if device is not None and state is not self.shown_state:
                 device.show(state)
             self.shown_state = state
-            await asyncio.sleep(STATE_INTERVAL_S)
+            timeout = expires()
+            if timeout is None:
+                await self._changed.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await self._changed.wait()

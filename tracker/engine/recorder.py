@@ -2,7 +2,8 @@
 
     fix → (stale? skip) → sampler.feed → points staged, with the sampler's snapshot function
     heart-rate sample → staged with the recording activity
-    every ``commit_interval_s`` → one outbox commit (points, samples and the matching snapshot)
+    ``commit_interval_s`` after the first staging since the last commit → one outbox commit
+    (points, samples and the matching snapshot); nothing staged, no commit and no wake-up
 
 Why it looks like this:
 
@@ -11,6 +12,14 @@ Why it looks like this:
   the batch, so a crash restores a sampler that produced exactly the committed points.
 - **A restart resumes.** ``resume`` restores the sampler from the disk; fixes not newer than the
   restored state (buffered in a pty while the service was down) are counted and skipped.
+- **Nothing wakes without a reason.** The commit task sleeps until something is staged, then
+  commits once ``commit_interval_s`` after that first staging: a fix waits at most that long for
+  the disk, as with a fixed-rate loop, but an idle tracker (no fix, no ride) never wakes for it.
+  While the storage is failing (memory mode) one more commit is due ``outbox.retry_s`` after
+  each, so the disk is tried again even when nothing new comes.
+- **Whoever shows the state is told when it may have changed** (``changed``): the first fix,
+  a fix after the receiver went quiet, the first point waiting for the uplink, a storage
+  failure or recovery at a commit, and the stream's own receiver/fix flips.
 - **GPS time is the clock.** A Pi has no RTC: the latest fix and the monotonic time it arrived
   anchor the heart-rate timestamps and the API client's token expiry.
 """
@@ -19,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -30,7 +39,7 @@ from tracker.storage.outbox import ActivityRecord, Outbox, SamplerState
 
 log = get_logger("engine")
 
-COMMIT_INTERVAL_S = 0.5  # group commits twice a second: a crash loses < 1 s of fixes
+COMMIT_INTERVAL_S = 0.5  # a staged fix is on disk within 0.5 s (+ the write): a crash loses < 1 s
 FRESH_FIX_S = 5.0  # a fix younger than this means "the receiver has a fix" (no stream status)
 
 
@@ -89,9 +98,16 @@ class Recorder:
     monotonic: Callable[[], float] = time.monotonic
     commit_interval_s: float = COMMIT_INTERVAL_S
     counters: EngineCounters = field(default_factory=EngineCounters)
+    # Told when an input of the device state may have changed (the LEDs look again).
+    changed: Callable[[], None] = lambda: None
+    # The commit task's sleep (a fake clock in tests; it must agree with ``monotonic``).
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     _track: _Track | None = None
     _stream: FixStream | None = None
     _stale_run: int = 0  # fixes skipped in a row as not after the last recorded one
+    # When the next group commit is due (monotonic), None when nothing waits for one.
+    _commit_due: float | None = None
+    _commit_wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     # -- the activity's sampler --------------------------------------------------------------
 
@@ -122,7 +138,7 @@ class Recorder:
         if track is None:
             return
         tail = track.sampler.flush()
-        self.outbox.stage(rec.local_id, tail, sampler=track.state)
+        self._stage(rec.local_id, tail, sampler=track.state)
         self.counters.points_kept += len(tail)
 
     # -- fixes -------------------------------------------------------------------------------
@@ -137,6 +153,8 @@ class Recorder:
         awaited first (the autostart, which may start the activity this fix belongs to). A
         :class:`FixStream`'s own status is what :meth:`gps` reports from then on."""
         self._stream = stream if isinstance(stream, FixStream) else None
+        if self._stream is not None:
+            self._stream.on_status_change = self.changed
         async for fix in stream:
             if before_each is not None:
                 await before_each()
@@ -151,9 +169,13 @@ class Recorder:
 
     def on_fix(self, fix: Fix) -> None:
         c = self.counters
+        now = self.monotonic()
+        stale = c.last_fix_mono is None or now - c.last_fix_mono >= FRESH_FIX_S
+        if stale and self._stream is None:
+            self.changed()  # without a stream's own status the fixes say "receiver, fix"
         c.fixes += 1
         c.last_fix = fix
-        c.last_fix_mono = self.monotonic()
+        c.last_fix_mono = now
         track, rec = self._track, self.outbox.current()
         if track is None or rec is None:
             return
@@ -176,24 +198,79 @@ class Recorder:
         track.last_fix_unix = fix.unix
         c.fixes_recorded += 1
         c.points_kept += len(points)
-        self.outbox.stage(rec.local_id, points, sampler=track.state)
+        if points and not self.outbox.pending_count() and not self.outbox.unsaved_count():
+            self.changed()  # the first point waiting for the uplink (offline LED)
+        self._stage(rec.local_id, points, sampler=track.state)
 
     def on_heart_rate(self, sample: HeartRateSample) -> None:
         rec = self.outbox.current()
         if rec is None:
             return
-        self.outbox.stage(rec.local_id, hr=[sample])
+        self._stage(rec.local_id, hr=[sample])
         self.counters.hr_samples += 1
 
     async def record_heart_rate(self, source: AsyncIterable[HeartRateSample]) -> None:
         async for sample in source:
             self.on_heart_rate(sample)
 
+    # -- group commits ----------------------------------------------------------------------
+
+    def _stage(
+        self,
+        local_id: int,
+        points: Sequence[Point] = (),
+        hr: Sequence[HeartRateSample] = (),
+        sampler: Callable[[], SamplerState] | None = None,
+    ) -> None:
+        self.outbox.stage(local_id, points, hr, sampler=sampler)
+        self.commit_within(self.commit_interval_s)
+
+    def commit_within(self, seconds: float) -> None:
+        """Make sure a group commit happens at most ``seconds`` from now (staging calls this
+        with ``commit_interval_s``; it only ever brings the due time forward)."""
+        due = self.monotonic() + seconds
+        if self._commit_due is None or due < self._commit_due:
+            self._commit_due = due
+            self._commit_wake.set()
+
     async def commit_forever(self) -> None:
-        """Group commits: one transaction every ``commit_interval_s``."""
+        """Group commits: one transaction ``commit_interval_s`` after the first staging since
+        the last commit; asleep while nothing is staged."""
         while True:
-            await asyncio.sleep(self.commit_interval_s)
-            await self.outbox.commit()
+            self._commit_wake.clear()
+            due = self._commit_due
+            if due is None:
+                await self._commit_wake.wait()
+                continue
+            delay = due - self.monotonic()
+            if delay > 0:
+                if delay <= self.commit_interval_s:
+                    await self.sleep(delay)  # nothing can be due sooner than a staging's commit
+                else:
+                    await self._sleep_unless_woken(delay)  # a disk retry: a staging may come
+                continue  # look again: the due time may have come forward meanwhile
+            # Staged from here on is either taken by this commit or due again in full.
+            self._commit_due = None
+            failing = self.outbox.storage_error
+            try:
+                await self.outbox.commit()
+            except Exception:
+                self.commit_within(0.0)  # the supervisor's pause, then this again
+                raise
+            if self.outbox.storage_error != failing:
+                self.changed()  # the storage failed or came back: the LED says so
+            if self.outbox.storage_error is not None:
+                self.commit_within(self.outbox.retry_s)  # memory mode: try the disk again
+
+    async def _sleep_unless_woken(self, seconds: float) -> None:
+        sleeper = asyncio.ensure_future(self.sleep(seconds))
+        waker = asyncio.ensure_future(self._commit_wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Not awaited: awaiting them under a suppress would swallow our own cancellation.
+            sleeper.cancel()
+            waker.cancel()
 
     # -- what the fixes say ------------------------------------------------------------------
 
@@ -208,6 +285,15 @@ class Recorder:
         """GPS time now (the latest fix moved on by the monotonic clock), None before a fix."""
         anchor = self.gps_anchor()
         return None if anchor is None else anchor[0] + (self.monotonic() - anchor[1])
+
+    def gps_changes_in(self) -> float | None:
+        """Seconds until the fixes' own "has fix" turns false by itself (no fix for
+        ``FRESH_FIX_S``), when that is what :meth:`gps` reports; None when nothing expires."""
+        c = self.counters
+        if self._stream is not None or c.last_fix_mono is None:
+            return None
+        left = c.last_fix_mono + FRESH_FIX_S - self.monotonic()
+        return left if left > 0 else None
 
     def gps(self) -> GpsView:
         c = self.counters

@@ -20,6 +20,13 @@ Why it looks like this:
 - **A restart is not a stop.** SIGTERM/SIGINT commit what is staged, close the database and leave
   a recording activity recording: the next start restores the sampler from the disk and the
   ride goes on (fixes older than the restored state are skipped).
+- **Nothing wakes without a reason.** No task polls: the commit task sleeps until something is
+  staged, the LEDs look again when an input of their state changed, the uplink waits for its
+  interval or a wake, pruning runs hourly, the watchdog at systemd's period only. Every timer
+  that remains and why: docs/engine.md, "Timers".
+- **Import what is used.** The API client (aiohttp, authlib), the GPIO stack (gpiozero), the
+  strap (bleak) and the serial port are imported when the configuration uses them, not with
+  this module.
 - **Everything injectable.** The fix stream, the API client, the clocks and the hardware can be
   handed in, so the demo and the tests run the real service with a pty receiver, the emulator
   and gpiozero's MockFactory.
@@ -100,16 +107,17 @@ class Service:
         self.data_dir = self.settings.storage.resolved_data_dir()
         storage = self.settings.storage
         self.outbox = Outbox(self.data_dir, max_mb=storage.max_mb, keep_days=storage.keep_days)
-        self.supervisor = Supervisor()
+        self.supervisor = Supervisor(changed=self._state_changed)
         self.recorder = Recorder(
             self.outbox,
             self._new_sampler,
             monotonic=self.monotonic,
             commit_interval_s=self.commit_interval_s,
             counters=self.counters,
+            changed=self._state_changed,
         )
         self.activities = Activities(
-            self.outbox, self.recorder, self.settings.activity, changed=self._wake_uplink
+            self.outbox, self.recorder, self.settings.activity, changed=self._activity_changed
         )
         self.controls = Controls(
             self.activities, self.settings.button, status=self.status, flush=self.outbox.commit
@@ -120,6 +128,7 @@ class Service:
         self._shutdown = asyncio.Event()
         self._ready = asyncio.Event()
         self._started_mono = self.monotonic()
+        self._requests_seen = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -147,13 +156,14 @@ class Service:
                     build_gpx=_build_gpx,
                     policy=self.retry_policy
                     or uplink_policy(self.settings.uplink.max_backoff_s),
+                    sleep=self._uplink_sleep,
                 )
                 self._open_hardware()
                 spawn = self.supervisor.spawn
                 spawn("gps", self._gps_task, restart=True)
                 spawn("commit", self.recorder.commit_forever, restart=True)
                 spawn("uplink", self.uplink.run, restart=True)
-                spawn("state", lambda: self.controls.show_forever(self.hardware), restart=True)
+                spawn("state", self._state_task, restart=True)
                 spawn("prune", self._prune_task, restart=True)
                 if self.heart_rate is not None or self.settings.heart_rate.enabled:
                     spawn("heart_rate", self._heart_rate_task, restart=True)
@@ -177,8 +187,6 @@ class Service:
 
     def status(self) -> ServiceStatus:
         """The service's state now (what `tracker status` and the LEDs show)."""
-        from tracker.bike.heart_rate.source import heart_rate_status
-
         client = self.client
         login = LoginSection("logged_in", None)
         if client is not None:
@@ -193,7 +201,8 @@ class Service:
             outbox=self.outbox,
             link=self.uplink.status if self.uplink else None,
             login=login,
-            heart_rate=heart_rate_status(self.heart_rate),
+            # heart_rate_status() without importing the strap's module when there is none.
+            heart_rate=self.heart_rate.status() if self.heart_rate else {"state": "disabled"},
             tasks=self.supervisor.health,
         )
 
@@ -250,9 +259,25 @@ class Service:
         if self.hardware is not None:
             self.controls.attach(self.hardware)
 
-    def _wake_uplink(self) -> None:
+    def _activity_changed(self) -> None:
+        """A start or a stop: the uplink has work now, and the LEDs another state."""
         if self.uplink is not None:
             self.uplink.wake()
+        self._state_changed()
+
+    def _state_changed(self) -> None:
+        self.controls.changed()
+
+    async def _uplink_sleep(self, seconds: float) -> None:
+        """The uplink's sleep. It sleeps after each step, when what the step changed (the link,
+        the login, points confirmed, the storage) has settled: the LEDs look again then, and a
+        request counted on a failure is committed even when nothing else is staged."""
+        self._state_changed()
+        uplink = self.uplink
+        if uplink is not None and uplink.status.requests != self._requests_seen:
+            self._requests_seen = uplink.status.requests
+            self.recorder.commit_within(self.commit_interval_s)
+        await asyncio.sleep(seconds)
 
     # ------------------------------------------------------------------ tasks
 
@@ -268,6 +293,9 @@ class Service:
         if self.stop_on_stream_end:
             await self.activities.stop(Trigger.REPLAY_END)
         await asyncio.Event().wait()  # stay "done" without being restarted
+
+    async def _state_task(self) -> None:
+        await self.controls.show_forever(self.hardware, expires=self.recorder.gps_changes_in)
 
     async def _heart_rate_task(self) -> None:
         source = self.heart_rate
@@ -293,6 +321,8 @@ class Service:
             await self.recorder.record_heart_rate(source)
 
     async def _prune_task(self) -> None:
+        """Hourly: finished activities older than keep_days, or the oldest above 80 % of the
+        size bound, go (a commit that meets a full file makes room by itself, at once)."""
         while True:
             await self.outbox.prune()
             await asyncio.sleep(PRUNE_INTERVAL_S)

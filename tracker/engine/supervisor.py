@@ -3,7 +3,8 @@
 One broken part (a flaky receiver, a bug in the LED code) must never stop the recording: a task
 that raises is logged with its traceback and started again after a pause that grows by the
 declared :data:`tracker.retry.SUPERVISOR` policy. `tracker status` shows restarts per task, and
-a task that failed and is not running turns the LED to "error".
+a task that failed and is not running turns the LED to "error": ``changed`` is called whenever a
+task fails or runs again, so the LEDs look at it then (nothing polls the tasks).
 """
 
 from __future__ import annotations
@@ -29,9 +30,16 @@ class TaskHealth:
 class Supervisor:
     """Runs named tasks; ``stop()`` cancels them all and waits for them."""
 
-    def __init__(self, *, policy: RetryPolicy = SUPERVISOR, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        *,
+        policy: RetryPolicy = SUPERVISOR,
+        sleep: Sleep = asyncio.sleep,
+        changed: Callable[[], None] = lambda: None,
+    ) -> None:
         self._policy = policy
         self._sleep = sleep
+        self.changed = changed  # a task failed or runs again (the LED's "error" input)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.health: dict[str, TaskHealth] = {}
 
@@ -43,7 +51,10 @@ class Supervisor:
         async def supervised() -> None:
             backoff = Backoff(self._policy, self._sleep)
             while True:
+                back = health.restarts > 0
                 health.running = True
+                if back:
+                    self.changed()  # running again after a failure
                 try:
                     await fn()
                 except asyncio.CancelledError:
@@ -52,6 +63,7 @@ class Supervisor:
                     health.restarts += 1
                     health.last_error = f"{type(exc).__name__}: {exc}"
                     health.running = False
+                    self.changed()
                     if not restart:
                         log.exception("task failed", task=name)
                         return
@@ -60,6 +72,8 @@ class Supervisor:
                     await self._sleep(pause)
                     continue
                 health.running = False
+                if health.restarts:
+                    self.changed()  # done after a failure: still counts as failed
                 return
 
         self._tasks[name] = asyncio.create_task(supervised(), name=f"tracker-{name}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
@@ -130,6 +130,9 @@ class FixStream:
         self._queue: _Inbox | None = None  # chunks read, not yet decoded (while iterating)
         self._held_item: _Item | None = None
         self._late_after_quiet = 0
+        # Called when receiver_present or has_fix changed (the engine's LEDs look again then).
+        self.on_status_change: Callable[[], None] | None = None
+        self._reported: tuple[bool, bool] | None = None
 
     # -- status ------------------------------------------------------------------------------
 
@@ -188,9 +191,8 @@ class FixStream:
             gen = self.source.fixes()
             async with contextlib.aclosing(gen):
                 async for item in gen:
-                    if item is not None:
-                        for verdict in self._judge([item]):
-                            yield verdict
+                    for verdict in self._judge([item] if item is not None else []):
+                        yield verdict
             return
         batches = self._epochs()
         async with contextlib.aclosing(batches):
@@ -263,6 +265,7 @@ class FixStream:
                 arrived, chunk = item
                 batch = decoder.feed(chunk) if chunk else decoder.resync()
                 self._note_late()
+                self._note_status()
                 if batch:
                     yield batch
             batch = decoder.flush()
@@ -296,6 +299,15 @@ class FixStream:
             self._late_after_quiet = late
             self._quiet_scale = min(self._quiet_scale * 2, MAX_QUIET_SCALE)
 
+    def _note_status(self) -> None:
+        """Tell ``on_status_change`` when the receiver or its fix came or went (a cheap
+        comparison per chunk instead of someone polling the status)."""
+        now = (self.receiver_present, self.has_fix)
+        if now != self._reported:
+            self._reported = now
+            if self.on_status_change is not None:
+                self.on_status_change()
+
     def _judge(self, epochs: list[Fix]) -> list[tuple[Fix, str | None]]:
         verdicts: list[tuple[Fix, str | None]] = []
         filt = self.filter
@@ -311,6 +323,7 @@ class FixStream:
             elif reason == "time":  # rare, and the one drop a rider would otherwise never see
                 _log_time_event("implausible fix time dropped", fix, anchor, filt)
             verdicts.append((fix, reason))
+        self._note_status()
         return verdicts
 
     async def aclose(self) -> None:
