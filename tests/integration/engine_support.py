@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from tracker.config import ApiSettings, Settings
+from tracker.config import ActivitySettings, ApiSettings, Settings, UplinkSettings
 from tracker.demo import emulator_settings
 from tracker.emulator.runner import EmulatorHandle, running_emulator
 from tracker.engine.control_socket import send_command
 from tracker.engine.service import Service
+from tracker.engine.uplink import Uplink
 from tracker.gps.stream import FixStream, open_fix_stream
 from tracker.mmt.client import MapMyTracksClient
+from tracker.mmt.gpx import build_gpx
 from tracker.mmt.tokens import TokenStore
 from tracker.model import Point
+from tracker.storage.outbox import Outbox
 
 
 class FakeSleep:
@@ -34,6 +38,31 @@ class FakeSleep:
 
     def monotonic(self) -> float:
         return self.now
+
+
+UPLINK = UplinkSettings(
+    batch_interval_s=10, max_batch_points=10, max_backoff_s=60, drain_interval_s=1.0
+)
+
+
+async def outbox_and_uplink(
+    tmp_path: Path, client: object, sleep: FakeSleep
+) -> tuple[Outbox, Uplink]:
+    """A real outbox under ``tmp_path`` and an uplink to ``client`` on virtual time: batches of
+    10, 10 s apart, backoff capped at 60 s, seeded jitter."""
+    box = Outbox(tmp_path / "data")
+    await box.open()
+    up = Uplink(
+        box,
+        client,  # type: ignore[arg-type]
+        UPLINK,
+        ActivitySettings(),
+        build_gpx=build_gpx,
+        sleep=sleep,
+        rng=random.Random(1),
+        monotonic=sleep.monotonic,
+    )
+    return box, up
 
 
 def api_settings(emu: EmulatorHandle) -> ApiSettings:

@@ -8,41 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import random
 from pathlib import Path
 
 import pytest
 
-from tracker.config import ActivitySettings, UplinkSettings
+from tracker.config import ActivitySettings
 from tracker.engine.uplink import Uplink
 from tracker.mmt.gpx import build_gpx
 from tracker.model import HeartRateSample
-from tracker.retry import RetryPolicy
 from tracker.ride.activity import ActivityState, Event
 from tracker.storage.outbox import Outbox, activity_with
 
-from .engine_support import T0, FakeSleep, emulator_and_client, ride
-
-UPLINK = UplinkSettings(
-    batch_interval_s=10, max_batch_points=10, max_backoff_s=60, drain_interval_s=1.0
-)
-
-
-async def make(tmp_path: Path, client: object, sleep: FakeSleep) -> tuple[Outbox, Uplink]:
-    box = Outbox(tmp_path / "data")
-    await box.open()
-    up = Uplink(
-        box,
-        client,
-        UPLINK,
-        ActivitySettings(),
-        build_gpx=build_gpx,  # type: ignore[arg-type]
-        policy=RetryPolicy(initial_s=1, max_s=60),
-        sleep=sleep,
-        rng=random.Random(1),
-        monotonic=sleep.monotonic,
-    )
-    return box, up
+from .engine_support import T0, UPLINK, FakeSleep, emulator_and_client, outbox_and_uplink, ride
 
 
 def count(emu: object, endpoint: str, outcome: str = "ok") -> int:
@@ -53,7 +30,7 @@ def count(emu: object, endpoint: str, outcome: str = "ok") -> int:
 async def test_batches_first_points_with_start_and_stop_after_the_last(tmp_path: Path) -> None:
     sleep = FakeSleep()
     async with emulator_and_client(tmp_path) as (emu, client):
-        box, up = await make(tmp_path, client, sleep)
+        box, up = await outbox_and_uplink(tmp_path, client, sleep)
         rec = await box.create_activity("Ride streamed")
         hr = [HeartRateSample(T0 + 1000 + i, 120 + i) for i in range(25)]
         box.stage(rec.local_id, ride(1000, 25), hr)
@@ -79,7 +56,7 @@ async def test_batches_first_points_with_start_and_stop_after_the_last(tmp_path:
 async def test_lost_reply_on_start_lands_on_the_same_activity(tmp_path: Path) -> None:
     sleep = FakeSleep()
     async with emulator_and_client(tmp_path) as (emu, client):
-        box, up = await make(tmp_path, client, sleep)
+        box, up = await outbox_and_uplink(tmp_path, client, sleep)
         rec = await box.create_activity("Lost start reply")
         box.stage(rec.local_id, ride(0, 8))
         await box.commit()
@@ -100,7 +77,7 @@ async def test_lost_reply_on_start_lands_on_the_same_activity(tmp_path: Path) ->
 async def test_lost_update_reply_repeats_one_batch_at_most(tmp_path: Path) -> None:
     sleep = FakeSleep()
     async with emulator_and_client(tmp_path) as (emu, client):
-        box, up = await make(tmp_path, client, sleep)
+        box, up = await outbox_and_uplink(tmp_path, client, sleep)
         rec = await box.create_activity("Lost update reply")
         box.stage(rec.local_id, ride(0, 30))
         await box.commit()
@@ -120,7 +97,7 @@ async def test_outage_backs_off_never_gives_up_then_drains_in_full_batches(
 ) -> None:
     sleep = FakeSleep()
     async with emulator_and_client(tmp_path) as (emu, client):
-        box, up = await make(tmp_path, client, sleep)
+        box, up = await outbox_and_uplink(tmp_path, client, sleep)
         rec = await box.create_activity("Outage")
         box.stage(rec.local_id, ride(0, 5))
         await box.commit()
@@ -152,7 +129,7 @@ async def test_offline_ride_goes_up_live_exactly_once(tmp_path: Path) -> None:
     every endpoint lost while it goes up (uploadActivity has no idempotency handle: never used)."""
     sleep = FakeSleep()
     async with emulator_and_client(tmp_path) as (emu, client):
-        box, up = await make(tmp_path, client, sleep)
+        box, up = await outbox_and_uplink(tmp_path, client, sleep)
         emu.set_faults(down=True)
         rec = await box.create_activity("Offline ride")
         box.stage(rec.local_id, ride(0, 40, step_s=5))
@@ -178,7 +155,7 @@ async def test_offline_ride_goes_up_live_exactly_once(tmp_path: Path) -> None:
 async def test_permanent_rejections_fall_back_to_gpx_upload(tmp_path: Path) -> None:
     sleep = FakeSleep()
     async with emulator_and_client(tmp_path) as (emu, client):
-        box, up = await make(tmp_path, client, sleep)
+        box, up = await outbox_and_uplink(tmp_path, client, sleep)
         rec = await box.create_activity("Rejected")
         box.stage(rec.local_id, ride(0, 10))
         await box.commit()
@@ -203,7 +180,7 @@ async def test_permanent_rejections_fall_back_to_gpx_upload(tmp_path: Path) -> N
 async def test_revoked_login_keeps_points_and_resumes_after_login(tmp_path: Path) -> None:
     sleep = FakeSleep()
     async with emulator_and_client(tmp_path) as (emu, client):
-        box, up = await make(tmp_path, client, sleep)
+        box, up = await outbox_and_uplink(tmp_path, client, sleep)
         rec = await box.create_activity("Login lost")
         box.stage(rec.local_id, ride(0, 5))
         await box.commit()
@@ -227,7 +204,7 @@ async def test_revoked_login_keeps_points_and_resumes_after_login(tmp_path: Path
 async def test_token_expiry_mid_ride_is_invisible(tmp_path: Path) -> None:
     sleep = FakeSleep()
     async with emulator_and_client(tmp_path) as (emu, client):
-        box, up = await make(tmp_path, client, sleep)
+        box, up = await outbox_and_uplink(tmp_path, client, sleep)
         rec = await box.create_activity("Expiry")
         box.stage(rec.local_id, ride(0, 5))
         await box.commit()
@@ -248,7 +225,7 @@ async def test_retry_after_is_honoured(tmp_path: Path, retry_after: float) -> No
 
     sleep = FakeSleep()
     async with emulator_and_client(tmp_path) as (_emu, client):
-        box, up = await make(tmp_path, client, sleep)
+        box, up = await outbox_and_uplink(tmp_path, client, sleep)
         rec = await box.create_activity("Rate limited")
         delay = await up._failed(
             box.record(rec.local_id), RetryableApiError("429", status=429, retry_after=retry_after)
@@ -261,7 +238,7 @@ async def test_retry_after_is_honoured(tmp_path: Path, retry_after: float) -> No
 async def test_stop_never_overtakes_points_still_being_committed(tmp_path: Path) -> None:
     sleep = FakeSleep()
     async with emulator_and_client(tmp_path) as (emu, client):
-        box, up = await make(tmp_path, client, sleep)
+        box, up = await outbox_and_uplink(tmp_path, client, sleep)
         rec = await box.create_activity("Last points in flight")
         box.stage(rec.local_id, ride(0, 5))
         await box.commit()

@@ -9,37 +9,14 @@ virtual time.
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
-from tracker.config import ActivitySettings, UplinkSettings
 from tracker.engine.uplink import Uplink
-from tracker.mmt.gpx import build_gpx
 from tracker.model import HeartRateSample
 from tracker.ride.activity import ActivityState, Event
 from tracker.storage.outbox import ActivityRecord, Outbox
 
-from .engine_support import T0, FakeSleep, emulator_and_client, ride
-
-UPLINK = UplinkSettings(
-    batch_interval_s=10, max_batch_points=10, max_backoff_s=60, drain_interval_s=1.0
-)
-
-
-async def make(tmp_path: Path, client: object, sleep: FakeSleep) -> tuple[Outbox, Uplink]:
-    box = Outbox(tmp_path / "data")
-    await box.open()
-    up = Uplink(
-        box,
-        client,  # type: ignore[arg-type]
-        UPLINK,
-        ActivitySettings(),
-        build_gpx=build_gpx,
-        sleep=sleep,
-        rng=random.Random(1),
-        monotonic=sleep.monotonic,
-    )
-    return box, up
+from .engine_support import T0, FakeSleep, emulator_and_client, outbox_and_uplink, ride
 
 
 async def stop(box: Outbox, local_id: int) -> None:
@@ -49,7 +26,7 @@ async def stop(box: Outbox, local_id: int) -> None:
 async def test_a_ride_stopped_before_its_first_point_is_closed_locally(tmp_path: Path) -> None:
     sleep = FakeSleep()
     async with emulator_and_client(tmp_path) as (emu, client):
-        box, up = await make(tmp_path, client, sleep)
+        box, up = await outbox_and_uplink(tmp_path, client, sleep)
         empty = await box.create_activity("Double press")
         await stop(box, empty.local_id)
         real = await box.create_activity("Real ride")
@@ -68,10 +45,10 @@ async def test_a_ride_stopped_before_its_first_point_is_closed_locally(tmp_path:
     # ... and after a restart an old stuck empty ride no longer blocks either.
     sleep = FakeSleep()
     async with emulator_and_client(tmp_path / "again") as (emu, client):
-        box, up = await make(tmp_path / "again", client, sleep)
+        box, up = await outbox_and_uplink(tmp_path / "again", client, sleep)
         await stop(box, (await box.create_activity("Empty")).local_id)
         await box.close()
-        box, up = await make(tmp_path / "again", client, sleep)  # the service restarted
+        box, up = await outbox_and_uplink(tmp_path / "again", client, sleep)  # the service restarted
         later = await box.create_activity("Later")
         box.stage(later.local_id, ride(0, 5))
         await box.commit()
@@ -103,7 +80,7 @@ async def refused_live(
 async def test_a_ride_whose_gpx_is_refused_does_not_hold_back_the_next(tmp_path: Path) -> None:
     sleep = FakeSleep()
     async with emulator_and_client(tmp_path) as (emu, client):
-        box, up = await make(tmp_path, client, sleep)
+        box, up = await outbox_and_uplink(tmp_path, client, sleep)
         refused = await refused_live(box, up, client, "Too big for the front end")
         emu.set_faults(max_body=2000)  # the GPX (30 points) is over it; a 10-point update not
         nxt = await box.create_activity("Next ride")
@@ -126,7 +103,7 @@ async def test_a_ride_whose_gpx_is_refused_does_not_hold_back_the_next(tmp_path:
 async def test_a_lost_gpx_reply_is_not_sent_again(tmp_path: Path) -> None:
     sleep = FakeSleep()
     async with emulator_and_client(tmp_path) as (emu, client):
-        box, up = await make(tmp_path, client, sleep)
+        box, up = await outbox_and_uplink(tmp_path, client, sleep)
         local_id = await refused_live(box, up, client, "Reply lost")
         emu.set_faults(lost_reply_rate=1.0)
         for _ in range(10):
@@ -146,7 +123,7 @@ async def test_offline_ride_with_lost_replies_on_every_endpoint_appears_once(
 ) -> None:
     sleep = FakeSleep()
     async with emulator_and_client(tmp_path) as (emu, client):
-        box, up = await make(tmp_path, client, sleep)
+        box, up = await outbox_and_uplink(tmp_path, client, sleep)
         emu.set_faults(down=True)
         rec = await box.create_activity("Tunnel ride")
         box.stage(rec.local_id, ride(0, 60))
@@ -185,7 +162,7 @@ async def test_a_ride_that_goes_up_as_gpx_keeps_its_heart_rate(tmp_path: Path) -
     (gpxtpx:hr) and the server reads them back from the file."""
     sleep = FakeSleep()
     async with emulator_and_client(tmp_path) as (emu, client):
-        box, up = await make(tmp_path, client, sleep)
+        box, up = await outbox_and_uplink(tmp_path, client, sleep)
         rec = await box.create_activity("Strap on, refused live")
         box.stage(rec.local_id, hr=[HeartRateSample(T0 + s, 120 + s) for s in range(30)])
         local_id = await refused_live(box, up, client, "unused", rec=rec)

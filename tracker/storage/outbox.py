@@ -252,29 +252,22 @@ class Outbox:
 
     async def all_points(self, local_id: int) -> list[Point]:
         """Every point of an activity (sent or not), oldest first: for GPX export and upload."""
-        stored: list[Point] = []
-        if self._db.is_open:
-            with contextlib.suppress(sqlite3.Error, OSError):
-                stored = await self._run(lambda: self._db.points(local_id))
         queue = self._queues.get(local_id)
-        extra = (queue.pending + queue.staged) if queue else []
-        by_ts = {p.timestamp: p for p in stored}
-        for p in extra:
-            by_ts.setdefault(p.timestamp, p)
-        return [by_ts[t] for t in sorted(by_ts)]
+        in_memory = (queue.pending + queue.staged) if queue else []
+        return _by_time(await self._stored(lambda: self._db.points(local_id)), in_memory)
 
     async def all_heart_rate(self, local_id: int) -> list[HeartRateSample]:
         """Every heart-rate sample of an activity (sent or not), oldest first: for the GPX."""
-        stored: list[HeartRateSample] = []
+        queue = self._queues.get(local_id)
+        in_memory = (queue.pending_hr + queue.staged_hr) if queue else []
+        return _by_time(await self._stored(lambda: self._db.heart_rate(local_id)), in_memory)
+
+    async def _stored(self, read: Callable[[], list[Stamped]]) -> list[Stamped]:
+        """What the database holds (nothing when it cannot be read: memory mode)."""
         if self._db.is_open:
             with contextlib.suppress(sqlite3.Error, OSError):
-                stored = await self._run(lambda: self._db.heart_rate(local_id))
-        queue = self._queues.get(local_id)
-        extra = (queue.pending_hr + queue.staged_hr) if queue else []
-        by_ts = {s.timestamp: s for s in stored}
-        for s in extra:
-            by_ts.setdefault(s.timestamp, s)
-        return [by_ts[t] for t in sorted(by_ts)]
+                return await self._run(read)
+        return []
 
     # ------------------------------------------------------------------ commit
 
@@ -388,3 +381,14 @@ class Outbox:
     async def _run(self, fn: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn)
+
+
+Stamped = TypeVar("Stamped", Point, HeartRateSample)
+
+
+def _by_time(stored: list[Stamped], in_memory: Sequence[Stamped]) -> list[Stamped]:
+    """One item per second, oldest first: the stored one where both have it."""
+    by_ts = {item.timestamp: item for item in stored}
+    for item in in_memory:
+        by_ts.setdefault(item.timestamp, item)
+    return [by_ts[t] for t in sorted(by_ts)]
