@@ -48,7 +48,8 @@ async def test_a_ride_stopped_before_its_first_point_is_closed_locally(tmp_path:
         box, up = await outbox_and_uplink(tmp_path / "again", client, sleep)
         await stop(box, (await box.create_activity("Empty")).local_id)
         await box.close()
-        box, up = await outbox_and_uplink(tmp_path / "again", client, sleep)  # the service restarted
+        # The service restarted:
+        box, up = await outbox_and_uplink(tmp_path / "again", client, sleep)
         later = await box.create_activity("Later")
         box.stage(later.local_id, ride(0, 5))
         await box.commit()
