@@ -73,6 +73,10 @@ class GpsSettings:
     # off for replay files; "off" keeps every date (e.g. an old log played through a pty);
     # or an ISO date such as "2026-01-01".
     week_rollover_floor: str = _opt("auto", iso_date_or=("auto", "off"))
+    # A live receiver's fix times are checked against the system clock while the kernel says
+    # it is synchronised (NTP, chrony): "auto". "ignore" for an old log played through a pty
+    # (the demo, tests), whose times are years from now by design.
+    system_clock: Literal["auto", "ignore"] = "auto"
 
 
 @dataclass(frozen=True)

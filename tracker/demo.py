@@ -280,7 +280,9 @@ async def run_demo(
             hr_device = "synthetic"
         s = s.replace("heart_rate", enabled=True, device=hr_device)
         with FakeReceiver(track, speed=speed, max_gap_s=10.0) as receiver:
-            s = s.replace("gps", source="serial", device=str(receiver.path), baud=9600)
+            s = s.replace(
+                "gps", source="serial", device=str(receiver.path), baud=9600, system_clock="ignore"
+            )
 
             def fix_stream() -> FixStream:
                 # Keep the recording's own dates (a live receiver's week-rollover fix-up would

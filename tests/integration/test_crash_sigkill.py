@@ -84,7 +84,7 @@ async def test_sigkill_at_random_moments_loses_at_most_the_last_second(tmp_path:
     async with running_emulator() as emu:
         TokenStore.in_dir(data).save(emu.issue_tokens())
         config = tmp_path / "tracker.toml"
-        gps = f'[gps]\nsource = "serial"\ndevice = "{device}"\nbaud = 9600'
+        gps = f'[gps]\nsource = "serial"\ndevice = "{device}"\nbaud = 9600\nsystem_clock = "ignore"'
         write_run_config(
             config,
             data,

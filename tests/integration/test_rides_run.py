@@ -32,7 +32,7 @@ async def test_a_double_press_before_the_first_fix_holds_back_nothing(tmp_path: 
     link = tmp_path / "gps0"  # no receiver there yet: a cold start at home
     async with running_emulator() as emu:
         TokenStore.in_dir(data).save(emu.issue_tokens())
-        gps = f'[gps]\nsource = "serial"\ndevice = "{link}"\nbaud = 4800'
+        gps = f'[gps]\nsource = "serial"\ndevice = "{link}"\nbaud = 4800\nsystem_clock = "ignore"'
         cfg = write_run_config(
             tmp_path / "c.toml", data, emu, gps, batch_interval_s=0.1, autostart=False
         )
@@ -67,7 +67,7 @@ async def test_a_stop_right_after_the_last_sentence_keeps_the_last_fix(tmp_path:
     fixes, _ = read_fixes(log, rollover_floor=date(2025, 1, 1))
     async with running_emulator() as emu:
         TokenStore.in_dir(data).save(emu.issue_tokens())
-        gps = f'[gps]\nsource = "serial"\ndevice = "{link}"\nbaud = 4800'
+        gps = f'[gps]\nsource = "serial"\ndevice = "{link}"\nbaud = 4800\nsystem_clock = "ignore"'
         cfg = write_run_config(tmp_path / "c.toml", data, emu, gps, batch_interval_s=0.1)
         with FakeReceiver(log, link=link, speed=8.0) as receiver:
             proc = await tracker_process("run", "--config", str(cfg))

@@ -286,8 +286,13 @@ class Service:
             stream = self.fix_stream()
         else:
             from tracker.gps.stream import open_fix_stream
+            from tracker.gps.sysclock import synchronised_system_time
 
-            stream = open_fix_stream(self.settings.gps, self.settings.filters)
+            gps = self.settings.gps
+            live = gps.source != "replay" and gps.system_clock == "auto"
+            stream = open_fix_stream(
+                gps, self.settings.filters, clock=synchronised_system_time if live else None
+            )
         await self.recorder.record(stream, before_each=self.activities.autostart)
         log.info("the fix stream ended (end of the replay)")
         if self.stop_on_stream_end:
