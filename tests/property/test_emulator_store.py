@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tracker.emulator.store import Activity, RejectedError, parse_payload
+from tracker.emulator.store import RejectedError, StoredActivity, parse_payload
 
 T0 = 1_763_809_643
 
@@ -28,7 +28,7 @@ def body(ts: list[int]) -> str:
 @given(timestamps, st.data())
 def test_any_split_into_batches_with_retries_stores_each_second_once(ts, data):
     """Batches sent in order, each possibly retried (whole, or resent with the next batch)."""
-    activity = Activity(id=1, title="p", activity_type=None, status="private")
+    activity = StoredActivity(id=1, title="p", activity_type=None, status="private")
     cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(ts) - 1)), max_size=5)))
     batches = [ts[a:b] for a, b in zip([0, *cuts], [*cuts, len(ts)], strict=True) if ts[a:b]]
     sent = 0

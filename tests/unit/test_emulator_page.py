@@ -6,13 +6,13 @@ import pytest
 
 from tracker.emulator.oauth import is_loopback_redirect
 from tracker.emulator.page import hr_polyline, render_page, track_length_m, track_polyline
-from tracker.emulator.store import Activity, StoredHeartRate, StoredPoint
+from tracker.emulator.store import StoredActivity, StoredHeartRate, StoredPoint
 
 T0 = 1_763_809_643
 
 
-def activity(points: list[tuple[float, float]], hr: list[int] | None = None) -> Activity:
-    return Activity(
+def activity(points: list[tuple[float, float]], hr: list[int] | None = None) -> StoredActivity:
+    return StoredActivity(
         id=7, title="t", activity_type="cycling", status="public",
         points=[StoredPoint(T0 + i, lat, lon) for i, (lat, lon) in enumerate(points)],
         hr=[StoredHeartRate(T0 + i, v) for i, v in enumerate(hr or [])],

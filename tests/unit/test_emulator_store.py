@@ -7,10 +7,10 @@ import json
 import pytest
 
 from tracker.emulator.store import (
-    Activity,
     ActivityStore,
     Payload,
     RejectedError,
+    StoredActivity,
     StoredHeartRate,
     StoredPoint,
     parse_activity_id,
@@ -32,8 +32,8 @@ def raw(*timestamps: int, hr: tuple[int, ...] = ()) -> str:
     return json.dumps(body)
 
 
-def activity() -> Activity:
-    return Activity(id=1, title="t", activity_type=None, status="private")
+def activity() -> StoredActivity:
+    return StoredActivity(id=1, title="t", activity_type=None, status="private")
 
 
 def test_parse_payload_keeps_order_and_values():
@@ -128,7 +128,7 @@ def test_field_parsers():
 
 def test_store_round_trips_through_json():
     store = ActivityStore()
-    a = store.add(Activity(id=store.new_id(), title="A", activity_type="cycling",
+    a = store.add(StoredActivity(id=store.new_id(), title="A", activity_type="cycling",
                            status="public", tags="x"))
     a.append(Payload((StoredPoint(T0, 1, 2, None), StoredPoint(T0 + 1, 1, 2, 5.0)),
                      (StoredHeartRate(T0, 120),)))

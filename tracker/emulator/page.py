@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
 
-from tracker.emulator.store import Activity, StoredPoint
+from tracker.emulator.store import StoredActivity, StoredPoint
 
 TRACK_COLOUR = "#dc143c"  # crimson: the browser test looks for these pixels
 HR_COLOUR = "#1f5fbf"
@@ -26,7 +26,7 @@ PAD = 12
 REFRESH_S = 2
 
 
-def track_polyline(activity: Activity, width: int, height: int, pad: int = PAD) -> str:
+def track_polyline(activity: StoredActivity, width: int, height: int, pad: int = PAD) -> str:
     """The ``points`` attribute of the track's polyline, fitted into width×height."""
     pts = activity.points
     if not pts:
@@ -45,7 +45,7 @@ def track_polyline(activity: Activity, width: int, height: int, pad: int = PAD) 
     )
 
 
-def hr_polyline(activity: Activity, width: int, height: int, pad: int = PAD) -> str:
+def hr_polyline(activity: StoredActivity, width: int, height: int, pad: int = PAD) -> str:
     """Heart rate against time, fitted into width×height (higher rate = higher on the page)."""
     samples = activity.hr
     if not samples:
@@ -77,7 +77,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _requests_line(activity: Activity) -> str:
+def _requests_line(activity: StoredActivity) -> str:
     if not activity.requests:
         return ""
     items = ", ".join(
@@ -93,7 +93,7 @@ def _when(ts: int | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _activity_html(activity: Activity) -> str:
+def _activity_html(activity: StoredActivity) -> str:
     w, h = TRACK_BOX
     track = track_polyline(activity, w, h)
     first = activity.points[0].timestamp if activity.points else None
@@ -139,7 +139,7 @@ def _activity_html(activity: Activity) -> str:
     return "".join(parts)
 
 
-def render_page(activities: Sequence[Activity], faults: str = "") -> str:
+def render_page(activities: Sequence[StoredActivity], faults: str = "") -> str:
     """The whole page; newest activity first. ``faults``: a one-line summary of active faults."""
     live = any(a.state == "live" for a in activities)
     refresh = f"<meta http-equiv='refresh' content='{REFRESH_S}'>" if live else ""

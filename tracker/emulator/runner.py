@@ -18,7 +18,7 @@ from aiohttp import web
 
 from tracker.emulator.faults import FaultSettings, faults_from
 from tracker.emulator.server import API_PREFIX, Emulator, Sleep
-from tracker.emulator.store import Activity
+from tracker.emulator.store import StoredActivity
 
 AUTOSAVE_INTERVAL_S = 1.0
 DEMO_CLIENT_ID = "tracker-demo"
@@ -71,17 +71,17 @@ class EmulatorHandle:
     # -- activities -------------------------------------------------------------------------------
 
     @property
-    def activities(self) -> list[Activity]:
+    def activities(self) -> list[StoredActivity]:
         """Every stored activity, oldest first (live objects: read, do not modify)."""
         return list(self.emulator.store.activities.values())
 
-    def activity(self, activity_id: int) -> Activity:
+    def activity(self, activity_id: int) -> StoredActivity:
         found = self.emulator.store.get(activity_id)
         if found is None:
             raise KeyError(f"no activity {activity_id}")
         return found
 
-    def activity_by_title(self, title: str) -> Activity | None:
+    def activity_by_title(self, title: str) -> StoredActivity | None:
         return self.emulator.store.by_title(title)
 
     def snapshot(self) -> list[dict[str, Any]]:

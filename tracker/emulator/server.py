@@ -35,9 +35,9 @@ from tracker.emulator.oauth import (
     TokenRecord,
 )
 from tracker.emulator.store import (
-    Activity,
     ActivityStore,
     RejectedError,
+    StoredActivity,
     parse_activity_id,
     parse_activity_type,
     parse_payload,
@@ -111,7 +111,7 @@ class Emulator:
         self.dirty = False  # something worth saving changed since the last save
         # Which activity each in-flight request touched (by id(request)), for the lost-reply
         # counter; popped by the fault middleware when the request ends.
-        self._touched: dict[int, Activity] = {}
+        self._touched: dict[int, StoredActivity] = {}
         self.state_file = Path(state_file) if state_file else None
         if self.state_file and self.state_file.exists():
             self.load_state(self.state_file)
@@ -425,7 +425,7 @@ class Emulator:
             self.requests[(endpoint, "unauthorized")] += 1
             log.info("request refused: bad token", endpoint=endpoint)
             return token
-        activity: Activity | None = None
+        activity: StoredActivity | None = None
         try:
             if request.content_type != "multipart/form-data":
                 raise RejectedError(
@@ -458,7 +458,7 @@ class Emulator:
         self._touched[id(request)] = activity
         return web.json_response({"function": endpoint, **reply})
 
-    def _activity_of(self, endpoint: str, fields: MultiDictProxy[Any]) -> Activity | None:
+    def _activity_of(self, endpoint: str, fields: MultiDictProxy[Any]) -> StoredActivity | None:
         """The activity a request is about, if it names one that exists (for the counters)."""
         if endpoint == "startActivity":
             title = fields.get("activity_title")
@@ -470,7 +470,7 @@ class Emulator:
 
     async def _apply(
         self, endpoint: str, fields: MultiDictProxy[Any]
-    ) -> tuple[dict[str, Any], Activity]:
+    ) -> tuple[dict[str, Any], StoredActivity]:
         if endpoint == "startActivity":
             return self._start(fields)
         if endpoint == "updateActivity":
@@ -491,7 +491,7 @@ class Emulator:
         except (UnicodeDecodeError, AttributeError):
             raise RejectedError(f"{name} must be UTF-8 text") from None
 
-    def _start(self, fields: MultiDictProxy[Any]) -> tuple[dict[str, Any], Activity]:
+    def _start(self, fields: MultiDictProxy[Any]) -> tuple[dict[str, Any], StoredActivity]:
         status = parse_status(self._text(fields, "status"))
         activity_type = parse_activity_type(self._text(fields, "activity_type"), required=False)
         title = self._text(fields, "activity_title") or ""
@@ -506,7 +506,7 @@ class Emulator:
                 )
             activity.check_append(payload)
         else:
-            activity = Activity(
+            activity = StoredActivity(
                 id=self.store.new_id(), title=title, activity_type=activity_type,
                 status=status, tags=tags,
             )
@@ -515,14 +515,14 @@ class Emulator:
         log.info("startActivity", activity_id=activity.id, stored=stored, duplicates=duplicates)
         return {"activity_id": activity.id}, activity
 
-    def _live_activity(self, fields: MultiDictProxy[Any]) -> Activity:
+    def _live_activity(self, fields: MultiDictProxy[Any]) -> StoredActivity:
         activity_id = parse_activity_id(self._text(fields, "activity_id"))
         activity = self.store.get(activity_id)
         if activity is None:
             raise RejectedError(f"activity {activity_id} does not exist")
         return activity
 
-    def _update(self, fields: MultiDictProxy[Any]) -> tuple[dict[str, Any], Activity]:
+    def _update(self, fields: MultiDictProxy[Any]) -> tuple[dict[str, Any], StoredActivity]:
         activity = self._live_activity(fields)
         payload = parse_payload(self._text(fields, "data"))
         if activity.state != "live":
@@ -532,7 +532,7 @@ class Emulator:
         log.info("updateActivity", activity_id=activity.id, stored=stored, duplicates=duplicates)
         return {"ok": 1}, activity
 
-    def _stop(self, fields: MultiDictProxy[Any]) -> tuple[dict[str, Any], Activity]:
+    def _stop(self, fields: MultiDictProxy[Any]) -> tuple[dict[str, Any], StoredActivity]:
         activity = self._live_activity(fields)
         if activity.state == "uploaded":
             raise RejectedError(f"activity {activity.id} was uploaded, not streamed live")
@@ -540,7 +540,7 @@ class Emulator:
         log.info("stopActivity", activity_id=activity.id, points=len(activity.points))
         return {"ok": 1}, activity
 
-    async def _upload(self, fields: MultiDictProxy[Any]) -> tuple[dict[str, Any], Activity]:
+    async def _upload(self, fields: MultiDictProxy[Any]) -> tuple[dict[str, Any], StoredActivity]:
         status = parse_status(self._text(fields, "status"))
         files = fields.getall("file", [])
         if not files:
@@ -553,7 +553,7 @@ class Emulator:
         activity_type = parse_activity_type(
             self._text(fields, "activity_type"), required=parsed.file_format != "fit"
         )
-        activity = Activity(
+        activity = StoredActivity(
             id=self.store.new_id(), title=self._text(fields, "activity_name") or "",
             activity_type=activity_type, status=status, state="uploaded",
             tags=self._text(fields, "tags") or "",

@@ -73,7 +73,7 @@ class Payload:
 
 
 @dataclass
-class Activity:
+class StoredActivity:
     """One activity of the (single) demo user, as the emulator keeps it."""
 
     id: int
@@ -158,7 +158,7 @@ class Activity:
         }
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> Activity:
+    def from_dict(cls, raw: dict[str, Any]) -> StoredActivity:
         """Rebuild from :meth:`as_dict` output (the state file)."""
         requests: Counter[tuple[str, str]] = Counter()
         for endpoint, outcomes in raw.get("requests", {}).items():
@@ -200,7 +200,7 @@ class ActivityStore:
     FIRST_ID = 1_000_001
 
     def __init__(self) -> None:
-        self.activities: dict[int, Activity] = {}
+        self.activities: dict[int, StoredActivity] = {}
         self._next_id = self.FIRST_ID
 
     def new_id(self) -> int:
@@ -208,12 +208,12 @@ class ActivityStore:
         self._next_id += 1
         return activity_id
 
-    def add(self, activity: Activity) -> Activity:
+    def add(self, activity: StoredActivity) -> StoredActivity:
         self.activities[activity.id] = activity
         self._next_id = max(self._next_id, activity.id + 1)
         return activity
 
-    def by_title(self, title: str) -> Activity | None:
+    def by_title(self, title: str) -> StoredActivity | None:
         if not title:
             return None
         for activity in self.activities.values():
@@ -221,7 +221,7 @@ class ActivityStore:
                 return activity
         return None
 
-    def get(self, activity_id: int) -> Activity | None:
+    def get(self, activity_id: int) -> StoredActivity | None:
         return self.activities.get(activity_id)
 
     def as_list(self) -> list[dict[str, Any]]:
@@ -233,7 +233,7 @@ class ActivityStore:
     def load_json(self, raw: dict[str, Any]) -> None:
         self.activities = {}
         for item in raw.get("activities", []):
-            self.add(Activity.from_dict(item))
+            self.add(StoredActivity.from_dict(item))
         self._next_id = max(self._next_id, int(raw.get("next_id", self.FIRST_ID)))
 
 
