@@ -12,7 +12,9 @@ node would be, and writes a recorded NMEA log into the master side from a thread
 receiver pulled out); ``replug()`` makes a new pty behind the same link. Like a receiver that
 buffers until someone listens, it writes only while a reader has the device open
 (``wait_for_reader``, default True), so tests can count every epoch from the reader's side.
-Lines starting with ``#`` are not sent. Counters: ``sentences_written``, ``epochs_written``.
+Lines starting with ``#`` are not sent. Counters: ``sentences_written``, ``epochs_written``;
+``epoch_times`` has, for each epoch written, the monotonic time just before the writes of its
+first and of its last byte (what a latency benchmark measures a reader against).
 """
 
 from __future__ import annotations
@@ -75,6 +77,11 @@ class FakeReceiver:
         self.epochs_at_plug: list[int] = []
         # (plug number, index of the epoch in the log) for every epoch written whole
         self.written: list[tuple[int, int]] = []
+        # (index of the epoch in the log, time.monotonic() at its first byte, at its last byte)
+        # for every epoch written whole, in the order written
+        self.epoch_times: list[tuple[int, float, float]] = []
+        self._first_byte_at = 0.0
+        self._last_byte_at = 0.0
         self.done = threading.Event()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -224,6 +231,7 @@ class FakeReceiver:
                 with self._progress:
                     self.epochs_written += 1
                     self.written.append((written_under, index))
+                    self.epoch_times.append((index, self._first_byte_at, self._last_byte_at))
                     self._progress.notify_all()
 
     def _write_burst(self, data: bytes) -> int | None:
@@ -252,12 +260,19 @@ class FakeReceiver:
                 if attached and settled_for == self.plugs:
                     _, writable, _ = select.select([], [master], [], _POLL_S)
                     if writable:
+                        # Stamped before the write: a reader may run before this thread
+                        # does again, so a stamp after it could postdate the reader's fix.
+                        now = time.monotonic()
                         try:
                             count = os.write(master, view)
                         except BlockingIOError:
                             count = 0
                         except OSError:
                             return None
+                        if count:
+                            if view.nbytes == len(data):
+                                self._first_byte_at = now
+                            self._last_byte_at = now
                         view = view[count:]
                         self.bytes_written += count
                     continue
