@@ -9,7 +9,10 @@ node would be, and writes a recorded NMEA log into the master side from a thread
   :attr:`FakeReceiver.gps_ratio` tells how many GPS seconds went by per wall second.
 
 ``unplug()`` closes the pty and removes the link (the reader sees end-of-file, like a USB
-receiver pulled out); ``replug()`` makes a new pty behind the same link. Like a receiver that
+receiver pulled out); ``replug()`` makes a new pty behind the same link. ``device_group``:
+give every new pty to this group, mode 0660, as a udev rule does for a USB receiver
+(``GROUP="dialout"``), so a daemon that dropped root after starting (gpsd) can open it again
+after a replug (needs root; a pty is otherwise its creator's alone). Like a receiver that
 buffers until someone listens, it writes only while a reader has the device open
 (``wait_for_reader``, default True), so tests can count every epoch from the reader's side.
 Lines starting with ``#`` are not sent. Counters: ``sentences_written``, ``epochs_written``;
@@ -53,6 +56,7 @@ class FakeReceiver:
         max_gap_s: float | None = None,
         loop: bool = False,
         wait_for_reader: bool = True,
+        device_group: int | None = None,
     ) -> None:
         if isinstance(log, str | Path):
             lines = list(iter_log_lines(log))
@@ -69,6 +73,7 @@ class FakeReceiver:
         self.max_gap_s = max_gap_s
         self.loop = loop
         self.wait_for_reader = wait_for_reader
+        self.device_group = device_group
         self.sentences_written = 0
         self.epochs_written = 0
         self.gps_seconds_written = 0.0
@@ -143,6 +148,9 @@ class FakeReceiver:
             master, slave = os.openpty()
             tty.setraw(slave)  # no echo, no CR/LF translation: a serial line, not a terminal
             name = os.ttyname(slave)
+            if self.device_group is not None:
+                os.fchown(slave, -1, self.device_group)
+                os.fchmod(slave, 0o660)
             os.close(slave)  # the reader opens it by path; POLLHUP tells us when it has
             os.set_blocking(master, False)
             tmp = self.path.with_name(self.path.name + ".new")
