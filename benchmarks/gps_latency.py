@@ -60,6 +60,7 @@ from tracker.gps.nmea.pacing import epochs, line_time_ms  # noqa: E402
 from tracker.gps.replay import iter_log_lines  # noqa: E402
 from tracker.gps.serial import SerialSource  # noqa: E402
 from tracker.gps.stream import FixStream, configured_rollover_floor, open_fix_stream  # noqa: E402
+from tracker.logs import configure_logging  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "gpsd"
 LOGS = {
@@ -269,6 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown log(s): {', '.join(unknown)}")
     rates = [float(r) for r in args.rates.split(",") if r]
+    configure_logging("warning")  # a receiver connecting is not news here; a problem is
     ok = asyncio.run(run(names, args.epochs, rates))
     return 0 if ok else 1
 
