@@ -5,10 +5,17 @@ temporary directory (never the system service), fed from a shared gpsd log and a
 What is checked:
 
 * its fixes agree with ``tracker fixes`` on the same log for at least 99 % of the epochs;
-* a gpsd not running at start and gpsd restarted mid-ride are each survived with one log line,
-  and after each recovery no epoch is lost. (The receiver unplugged and replugged under gpsd is
-  not covered yet: after udev's ``-path``/``+path`` Debian's gpsd 3.22 reactivates the pty but
-  reported no more fixes in a first try; see the branch report.)
+* a gpsd not running at start, gpsd restarted mid-ride, and the receiver unplugged and
+  replugged under gpsd (udev's ``-path``/``+path`` on gpsd's control socket) are each survived
+  with one log line, and after each recovery no epoch is lost.
+
+The replug needs what udev gives a real receiver. gpsd opens the devices on its command line as
+root, then runs as an unprivileged user (Debian: gpsd, group dialout); a device that comes back
+later is opened as that user. So the new pty must be open to gpsd's group
+(``FakeReceiver(device_group=...)``, mode 0660, as a udev rule's ``GROUP="dialout"``), and gpsd
+is told its kernel path (udev's hook sends ``+$DEVNAME``, e.g. ``+/dev/ttyACM0``): the test's
+link sits in a private temporary directory gpsd's user cannot enter. Without either, gpsd's
+reopen fails with "Permission denied": it reports the device activated, then no fix again.
 
 Times are compared modulo 1024 GPS weeks: Debian's gpsd 3.22 moves these old recordings'
 dates one week-number rollover forward, as the tracker does for a live receiver.
@@ -110,12 +117,20 @@ class RealGpsd:
             self.proc.wait(timeout=10)
             self.proc = None
 
-    def hotplug(self, sign: str) -> None:
-        """What udev's gpsd.hotplug does: ``-path`` when a receiver goes, ``+path`` when back."""
+    def effective_gid(self) -> int:
+        """The group gpsd runs as once it dropped root (what a replugged device must allow)."""
+        assert self.proc is not None
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        gid = next(line for line in status.splitlines() if line.startswith("Gid:"))
+        return int(gid.split()[2])
+
+    def hotplug(self, sign: str, device: str | Path | None = None) -> str:
+        """What udev's gpsd.hotplug does: ``-path`` when a receiver goes, ``+path`` when back
+        (``device`` defaults to the one gpsd started with). gpsd's answer: OK or ERROR."""
         with socket.socket(socket.AF_UNIX) as ctl:
             ctl.connect(str(self.control))
-            ctl.sendall(f"{sign}{self.device}\n".encode())
-            ctl.recv(64)
+            ctl.sendall(f"{sign}{device or self.device}\n".encode())
+            return ctl.recv(64).decode().strip()
 
 
 async def until_played(
@@ -257,6 +272,65 @@ async def test_gpsd_absent_at_start_and_restarted_mid_ride_are_survived(
     # After each recovery every epoch arrives, in order, up to the next incident (or the end).
     bounds = [*recoveries, len(received)]
     for start, end in itertools.pairwise(bounds):
+        segment = received[start:end]
+        first = expected.index(segment[0])
+        assert segment == expected[first : first + len(segment)]
+    assert received[-1] == expected[-1]
+
+
+async def test_receiver_unplugged_and_replugged_under_gpsd_is_survived(
+    gpsd_on: type[RealGpsd], tmp_path: Path
+) -> None:
+    lines = excerpt(("tracks", "ROB__tomales_data.shrinked.nmea"), 300)
+    expected = [key(f) for f in offline(lines) if f.mode >= FixMode.FIX_2D]
+    received: list[int] = []
+    recoveries: list[int] = []
+    answers: list[str] = []
+    with (
+        structlog.testing.capture_logs() as logs,
+        FakeReceiver(lines, link=tmp_path / "gps0", rate_hz=40.0) as receiver,
+    ):
+        daemon = gpsd_on(receiver.path, tmp_path)
+        daemon.start()
+        source = GpsdSource("127.0.0.1", daemon.port, retry=FAST_RECONNECT)
+        stage = "up"
+
+        def unplug_and_replug() -> None:
+            receiver.unplug()
+            answers.append(daemon.hotplug("-"))  # udev's hook, as the receiver goes
+            time.sleep(0.5)
+            # A udev rule's group and mode, so gpsd (no longer root) can open the new pty.
+            receiver.device_group = daemon.effective_gid()
+            receiver.replug()
+            answers.append(daemon.hotplug("+", receiver.path.resolve()))  # a new /dev/pts/N
+
+        async def ride() -> None:
+            nonlocal stage
+            async for item in source.fixes():
+                if item is None or item.mode < FixMode.FIX_2D:
+                    continue
+                k = key(item)
+                if received and k == received[-1]:
+                    continue  # gpsd 3.22 reports some epochs twice
+                if stage == "replugged":
+                    recoveries.append(len(received))
+                    stage = "recovered"
+                received.append(k)
+                if stage == "up" and len(received) >= 100:
+                    await asyncio.to_thread(unplug_and_replug)
+                    stage = "replugged"
+
+        await until_played(
+            receiver, ride(), lambda: bool(received) and received[-1] == expected[-1]
+        )
+        await source.aclose()
+    assert answers == ["OK", "OK"]
+    warnings = [entry["event"] for entry in logs if entry["log_level"] == "warning"]
+    assert warnings == ["gpsd lost the gps receiver"], warnings
+    assert stage == "recovered", stage
+    assert receiver.plugs == 2
+    # Before the unplug, and from the recovery to the end, every epoch arrives in order.
+    for start, end in itertools.pairwise([0, *recoveries, len(received)]):
         segment = received[start:end]
         first = expected.index(segment[0])
         assert segment == expected[first : first + len(segment)]

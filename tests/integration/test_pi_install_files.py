@@ -149,7 +149,7 @@ _TOKEN = re.compile(
     r'"(?P<value>(?:[^"\\]|\\.)*)"\s*(?:,|$)'
 )
 _MATCH_KEYS = {"ACTION", "SUBSYSTEM", "SUBSYSTEMS", "KERNEL", "KERNELS", "ATTR", "ATTRS",
-               "DRIVER", "DRIVERS", "ENV"}
+               "DRIVER", "DRIVERS", "ENV", "SYMLINK"}
 _ASSIGN_KEYS = {"SYMLINK", "ENV", "GROUP", "MODE", "OWNER", "TAG", "GOTO", "LABEL"}
 _NEEDS_ATTR = {"ATTR", "ATTRS", "ENV"}
 
@@ -400,3 +400,103 @@ def test_install_pi_refuses_unknown_options_and_has_help() -> None:
     helped = _install("--help")
     assert helped.returncode == 0
     assert "--dry-run" in helped.stdout
+
+
+# ---- scripts/install-pi --gpsd: gpsd owns the receiver and feeds chrony ----------------------
+
+GPSD_PATHS = [Path(p) for p in ("/etc/default/gpsd", "/etc/udev/rules.d/99-tracker-gpsd.rules",
+                                "/etc/chrony/conf.d/tracker-gpsd.conf", "/etc/tracker")]
+
+
+def _written(out: str) -> dict[str, str]:
+    """What a dry run would write: {path: text}, from its "would write PATH" blocks."""
+    files: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in out.splitlines():
+        m = re.match(r"    would write (\S+) \(", line)
+        if m:
+            current = files[m[1]] = []
+        elif current is not None and line.startswith("        |"):
+            current.append(line[10:])
+        else:
+            current = None
+    return {path: "\n".join(lines) + "\n" for path, lines in files.items()}
+
+
+def _shell_vars(text: str, tmp_path: Path) -> dict[str, str]:
+    """The variables a shell gets from sourcing ``text`` (as gpsd's unit does with
+    EnvironmentFile=, and Debian's scripts with ``.``)."""
+    path = tmp_path / "defaults"
+    path.write_text(text)
+    names = ("START_DAEMON", "DEVICES", "GPSD_OPTIONS", "USBAUTO")
+    script = f'. "{path}"; ' + "; ".join(f'printf "%s\\n" "${name}"' for name in names)
+    values = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
+    return dict(zip(names, values.stdout.split("\n"), strict=False))
+
+
+def test_install_pi_gpsd_dry_run_sets_up_gpsd_chrony_and_the_config(tmp_path: Path) -> None:
+    before = {p: p.exists() for p in GPSD_PATHS}
+    result = _install("--dry-run", "--gpsd")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    out = result.stdout
+    assert "running:" not in out
+    steps = re.findall(r"^\[(\d+)\] (.*)$", out, re.MULTILINE)
+    assert [int(n) for n, _ in steps] == list(range(1, 12))  # one step more than without
+    titles = [t for _, t in steps]
+    assert titles[7].startswith("gpsd + chrony: the receiver (/dev/gps0)")
+    assert titles[6].startswith("udev rule")
+    assert titles[10].startswith("systemd unit")
+    assert all(pkg in titles[0].split() for pkg in ("gpsd", "gpsd-clients", "chrony"))
+    files = _written(out)
+
+    defaults = _shell_vars(files["/etc/default/gpsd"], tmp_path)
+    assert defaults["GPSD_OPTIONS"].split() == ["-n"]  # poll without clients: chrony's time
+    assert defaults["START_DAEMON"] == "true"
+    # A USB receiver is added by udev (gpsdctl@) by its kernel name: not named twice.
+    assert defaults["DEVICES"] == ""
+    assert defaults["USBAUTO"] == "true"
+    rule_text = files["/etc/udev/rules.d/99-tracker-gpsd.rules"]
+    rules = parse_udev_rules(rule_text)
+    assert len(rules) == 1
+    assert ("SYMLINK", None, "==", "gps0") in rules[0]
+    assert ("ENV", "SYSTEMD_WANTS", "+=", "gpsdctl@%k.service") in rules[0]
+    assert ("ACTION", None, "==", "add") in rules[0]
+    chrony = [line for line in files["/etc/chrony/conf.d/tracker-gpsd.conf"].splitlines()
+              if line and not line.startswith("#")]  # fmt: skip
+    assert chrony == ["refclock SHM 0 offset 0.5 delay 0.2 refid NMEA", "rtcsync"]
+    for command in ("systemctl enable gpsd.service", "systemctl restart gpsd.service",
+                    "systemctl restart chrony.service"):  # fmt: skip
+        assert f"would run: {command}" in out
+
+    if "kept your /etc/tracker/config.toml" not in out:
+        settings = settings_from_mapping(
+            tomllib.loads(files["/etc/tracker/config.toml"]), source="install-pi --gpsd"
+        )
+        assert settings.gps.source == "gpsd"
+        assert (settings.gps.gpsd_host, settings.gps.gpsd_port) == ("127.0.0.1", 2947)
+        assert settings.storage.data_dir == "/var/lib/tracker"
+    assert {p: p.exists() for p in GPSD_PATHS} == before
+    assert _install("--dry-run", "--gpsd").stdout == out
+
+
+def test_install_pi_gpsd_with_a_fixed_device(tmp_path: Path) -> None:
+    """A UART receiver is never unplugged: gpsd opens it at start; no hot-plug rule."""
+    result = _install("--dry-run", "--gpsd-device=/dev/serial0")
+    assert result.returncode == 0, result.stderr
+    files = _written(result.stdout)
+    defaults = _shell_vars(files["/etc/default/gpsd"], tmp_path)
+    assert defaults["DEVICES"] == "/dev/serial0"
+    assert defaults["GPSD_OPTIONS"].split() == ["-n"]
+    assert "/etc/udev/rules.d/99-tracker-gpsd.rules" not in files
+    assert "refclock SHM 0" in files["/etc/chrony/conf.d/tracker-gpsd.conf"]
+
+
+def test_install_pi_without_gpsd_leaves_gpsd_and_chrony_alone() -> None:
+    out = _install("--dry-run").stdout
+    assert "gpsd" not in out.replace("99-tracker-gps.rules", "")
+    assert "chrony" not in out
+    assert 'device = "auto"' in out
+    helped = _install("--help").stdout
+    assert "--gpsd" in helped
+    assert "--gpsd-device=PATH" in helped

@@ -9,10 +9,15 @@ node would be, and writes a recorded NMEA log into the master side from a thread
   :attr:`FakeReceiver.gps_ratio` tells how many GPS seconds went by per wall second.
 
 ``unplug()`` closes the pty and removes the link (the reader sees end-of-file, like a USB
-receiver pulled out); ``replug()`` makes a new pty behind the same link. Like a receiver that
+receiver pulled out); ``replug()`` makes a new pty behind the same link. ``device_group``:
+give every new pty to this group, mode 0660, as a udev rule does for a USB receiver
+(``GROUP="dialout"``), so a daemon that dropped root after starting (gpsd) can open it again
+after a replug (needs root; a pty is otherwise its creator's alone). Like a receiver that
 buffers until someone listens, it writes only while a reader has the device open
 (``wait_for_reader``, default True), so tests can count every epoch from the reader's side.
-Lines starting with ``#`` are not sent. Counters: ``sentences_written``, ``epochs_written``.
+Lines starting with ``#`` are not sent. Counters: ``sentences_written``, ``epochs_written``;
+``epoch_times`` has, for each epoch written, the monotonic time just before the writes of its
+first and of its last byte (what a latency benchmark measures a reader against).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class FakeReceiver:
         max_gap_s: float | None = None,
         loop: bool = False,
         wait_for_reader: bool = True,
+        device_group: int | None = None,
     ) -> None:
         if isinstance(log, str | Path):
             lines = list(iter_log_lines(log))
@@ -67,6 +73,7 @@ class FakeReceiver:
         self.max_gap_s = max_gap_s
         self.loop = loop
         self.wait_for_reader = wait_for_reader
+        self.device_group = device_group
         self.sentences_written = 0
         self.epochs_written = 0
         self.gps_seconds_written = 0.0
@@ -75,6 +82,11 @@ class FakeReceiver:
         self.epochs_at_plug: list[int] = []
         # (plug number, index of the epoch in the log) for every epoch written whole
         self.written: list[tuple[int, int]] = []
+        # (index of the epoch in the log, time.monotonic() at its first byte, at its last byte)
+        # for every epoch written whole, in the order written
+        self.epoch_times: list[tuple[int, float, float]] = []
+        self._first_byte_at = 0.0
+        self._last_byte_at = 0.0
         self.done = threading.Event()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -136,6 +148,9 @@ class FakeReceiver:
             master, slave = os.openpty()
             tty.setraw(slave)  # no echo, no CR/LF translation: a serial line, not a terminal
             name = os.ttyname(slave)
+            if self.device_group is not None:
+                os.fchown(slave, -1, self.device_group)
+                os.fchmod(slave, 0o660)
             os.close(slave)  # the reader opens it by path; POLLHUP tells us when it has
             os.set_blocking(master, False)
             tmp = self.path.with_name(self.path.name + ".new")
@@ -224,6 +239,7 @@ class FakeReceiver:
                 with self._progress:
                     self.epochs_written += 1
                     self.written.append((written_under, index))
+                    self.epoch_times.append((index, self._first_byte_at, self._last_byte_at))
                     self._progress.notify_all()
 
     def _write_burst(self, data: bytes) -> int | None:
@@ -252,12 +268,19 @@ class FakeReceiver:
                 if attached and settled_for == self.plugs:
                     _, writable, _ = select.select([], [master], [], _POLL_S)
                     if writable:
+                        # Stamped before the write: a reader may run before this thread
+                        # does again, so a stamp after it could postdate the reader's fix.
+                        now = time.monotonic()
                         try:
                             count = os.write(master, view)
                         except BlockingIOError:
                             count = 0
                         except OSError:
                             return None
+                        if count:
+                            if view.nbytes == len(data):
+                                self._first_byte_at = now
+                            self._last_byte_at = now
                         view = view[count:]
                         self.bytes_written += count
                     continue
