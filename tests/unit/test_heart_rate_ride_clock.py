@@ -38,9 +38,15 @@ async def test_one_packet_per_ride_second_at_any_replay_speed(ride_s_per_poll: f
     series = [(float(k), bytes([0x00, 100 + k])) for k in range(30)]
     strap = ReplayHeartRateTransport(series, ride_clock=clock, sleep=clock.sleep)
     played: list[float | None] = []
+    stamped: list[float | None] = []
+
+    def on_packet(_packet: bytes, ride_time: float | None = None) -> None:
+        played.append(clock())
+        stamped.append(ride_time)
+
     found = await strap.scan("synthetic")
     assert found is not None
-    link = await strap.connect(found, lambda _packet: played.append(clock()))
+    link = await strap.connect(found, on_packet)
     await asyncio.wait_for(link.closed.wait(), 10)  # type: ignore[attr-defined]
     assert None not in played  # nothing plays before the ride has a fix
     assert len(played) == 30
@@ -51,3 +57,6 @@ async def test_one_packet_per_ride_second_at_any_replay_speed(ride_s_per_poll: f
         # Packet k plays once the ride is k seconds on, and no later than one wait after that
         # (several packets in one wait when a log is replayed faster than the strap's pace).
         assert start + k <= at + 1e-9 < start + k + ride_s_per_poll + 1e-6
+    # Each packet carries the ride time it was played for, so the source stamps it exactly
+    # even when several play in one wait (a 0.5 Hz log replayed at 12x).
+    assert stamped == [start + k for k in range(30)]

@@ -54,7 +54,15 @@ log = get_logger("tracker.heart_rate")
 # keep up with a replay at 20x and cost nothing next to the replay itself.
 RIDE_POLL_S = 0.02
 
-PacketCallback = Callable[[bytes], None]
+
+
+class PacketCallback(Protocol):
+    """Where a transport delivers each notification. A replayed strap on the ride clock also
+    says the ride time the packet belongs to (``ride_time``): a log replayed faster than its
+    fixes come (0.5 Hz at 12x) then still gets a sample for every ride-second."""
+
+    def __call__(self, packet: bytes, ride_time: float | None = None) -> None: ...
+
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 GpsTime = Callable[[], GpsAnchor | None]
@@ -232,7 +240,8 @@ class ReplayHeartRateTransport:
             for offset, packet in self._series:
                 if self._ride_clock is not None:
                     await self._until_ride_reaches(offset)
-                    on_packet(packet)
+                    assert self._ride_start is not None
+                    on_packet(packet, self._ride_start + offset)
                     continue
                 gap = 0.0
                 if self._last_offset is not None and self._speed > 0:
@@ -461,13 +470,16 @@ class HeartRateSource:
         finally:
             closed.cancel()
 
-    def _on_packet(self, packet: bytes) -> None:
+    def _on_packet(self, packet: bytes, ride_time: float | None = None) -> None:
         """Called by the transport for every notification; never raises into the BLE stack."""
         try:
             now = self._clock()
             self._last_packet_at = now
             malformed_before = self._pipeline.counters.malformed
-            sample = self._pipeline.feed(packet, now, self._gps_time())
+            # A real strap's sample is stamped on the GPS clock at arrival; a replayed one on
+            # the ride time it was played for.
+            anchor = (ride_time, now) if ride_time is not None else self._gps_time()
+            sample = self._pipeline.feed(packet, now, anchor)
             if self._pipeline.counters.malformed > malformed_before and not self._malformed_logged:
                 self._malformed_logged = True  # once per connection; the count is in status
                 log.warning(
