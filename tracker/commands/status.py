@@ -160,7 +160,7 @@ def render_service(info: dict[str, Any]) -> list[str]:
     others = [r for r in st.rides if not act or r.title != act.title]
     for ride in others:
         lines.append(f"  other ride: {ride.title} ({ride.state}),"
-                     f" waiting {ride.points_waiting}: {ride.upload}")  # fmt: skip
+                     f" {ride.points_waiting} points not on the server: {ride.upload}")  # fmt: skip
     if act:
         mine = next((r for r in st.rides if r.title == act.title), None)
         if mine is not None and mine.upload != "sending":
