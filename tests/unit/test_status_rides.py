@@ -49,6 +49,6 @@ async def test_held_and_refused_rides_are_shown_and_the_led_is_not_live(tmp_path
         ("Riding now", "recording"),
     ]
     text = "\n".join(render_service({"running": True, **status.as_json()}))
-    assert "other ride: Refused ride (rejected), 3 points not on the server: rejected by the server" in text
+    assert "other ride: Refused ride (rejected), 3 points not on the server: rejected" in text
     assert "upload: held: RetryableApiError: HTTP 503" in text
     await box.close()
