@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -52,7 +51,7 @@ from tracker.storage.failures import describe
 from tracker.storage.memory_mode import MemoryMode
 from tracker.storage.queues import ActivityQueue
 from tracker.storage.records import ActivityRecord, SamplerState, activity_with
-from tracker.storage.rows import Batch, Loaded, activity_row
+from tracker.storage.rows import Batch, Loaded, activity_row, encode_snapshot
 from tracker.storage.schema import DB_NAME
 
 # The outbox's vocabulary, importable from here: what it hands out and what it takes.
@@ -325,10 +324,7 @@ class Outbox:
             # Serialised here, in the loop, in the same turn as the points are taken: the live
             # sampler may share structures with its snapshot and keeps changing meanwhile.
             state = self._sampler[local_id]
-            batch.samplers[local_id] = (
-                json.dumps(state.snapshot, separators=(",", ":")),
-                state.last_fix_unix,
-            )
+            batch.samplers[local_id] = (encode_snapshot(state.snapshot), state.last_fix_unix)
         self._sampler_dirty = set()
         return batch
 

@@ -9,10 +9,13 @@ export``'s reader) and hold no state.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import pickle
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, NoReturn
 
 from tracker.model import HeartRateSample, Point
 from tracker.ride.activity import Activity, ActivityState
@@ -20,6 +23,37 @@ from tracker.storage.records import ActivityRecord, SamplerState
 from tracker.storage.schema import transaction
 
 SqlValue = int | float | str | None
+# The sampler's snapshot as stored: pickle of its plain data (dicts, lists, floats, ...), not
+# JSON. It is written at every group commit and JSON's float repr made it the largest cost of a
+# commit (~1.9 ms for a 40 KB snapshot mid-ride against ~70 µs); binary floats round-trip
+# exactly. Rows written as JSON text by earlier versions are still read.
+_SNAPSHOT_PROTOCOL = 5
+
+
+class _PlainDataUnpickler(pickle.Unpickler):
+    """Unpickles plain data only: any class or function reference is refused, so a tampered
+    database can give a wrong snapshot but never run code."""
+
+    def find_class(self, module: str, name: str) -> NoReturn:
+        raise pickle.UnpicklingError(f"sampler snapshot refers to {module}.{name}")
+
+
+def encode_snapshot(snapshot: dict[str, Any]) -> bytes:
+    """The stored form of a sampler snapshot (JSON-able data, see ``decode_snapshot``)."""
+    return pickle.dumps(snapshot, protocol=_SNAPSHOT_PROTOCOL)
+
+
+def decode_snapshot(stored: bytes | str) -> dict[str, Any]:
+    """A stored snapshot back: a BLOB from :func:`encode_snapshot`, or JSON text (older rows)."""
+    if isinstance(stored, str):
+        value = json.loads(stored)
+    else:
+        value = _PlainDataUnpickler(io.BytesIO(stored)).load()
+    if not isinstance(value, dict):
+        raise ValueError(f"sampler snapshot is a {type(value).__name__}, not a mapping")
+    return value
+
+
 ActivityRow = tuple[SqlValue, ...]
 
 # Rewrites every column of ``activities`` but its identity (id, title, created_at). Values in the
@@ -122,7 +156,7 @@ def load(db: sqlite3.Connection) -> Loaded:
         loaded.pending[rec.local_id] = select_points(db, rec.local_id, rec.sent_upto)
         loaded.pending_hr[rec.local_id] = select_hr(db, rec.local_id, rec.hr_sent_upto)
     loaded.samplers = {
-        int(r[0]): SamplerState(json.loads(r[1]), r[2])
+        int(r[0]): SamplerState(decode_snapshot(r[1]), r[2])
         for r in db.execute("SELECT activity_id, snapshot, last_fix_unix FROM sampler_state")
     }
     return loaded
@@ -135,7 +169,7 @@ class Batch:
     rows: list[ActivityRow] = field(default_factory=list)
     points: dict[int, list[Point]] = field(default_factory=dict)
     hr: dict[int, list[HeartRateSample]] = field(default_factory=dict)
-    samplers: dict[int, tuple[str, float | None]] = field(default_factory=dict)  # JSON text
+    samplers: dict[int, tuple[bytes, float | None]] = field(default_factory=dict)  # encoded
 
     def has_work(self) -> bool:
         return bool(self.rows or self.samplers)
@@ -160,7 +194,7 @@ def write_batch(db: sqlite3.Connection, batch: Batch) -> None:
             "INSERT INTO sampler_state(activity_id, snapshot, last_fix_unix) VALUES (?,?,?)"
             " ON CONFLICT(activity_id) DO UPDATE SET snapshot=excluded.snapshot,"
             " last_fix_unix=excluded.last_fix_unix",
-            ((i, text, last) for i, (text, last) in batch.samplers.items()),
+            ((i, blob, last) for i, (blob, last) in batch.samplers.items()),
         )
 
 
