@@ -47,6 +47,7 @@ DEVICE_PATTERNS = (
 )
 BAUD_ORDER = (4800, 9600, 38400, 115200, 19200, 57600)
 READ_BLOCK = 65536
+READ_AHEAD = 8 * READ_BLOCK  # bytes read but not yet taken before reading pauses
 QUIET_CHARS = 10
 QUIET_FLOOR_S = 0.02
 
@@ -227,38 +228,120 @@ class SerialSource:
 
         With ``deadline`` (loop time) it simply stops then (baud probing).
         """
-        loop = asyncio.get_running_loop()
-        ready = asyncio.Event()
-        loop.add_reader(fd, ready.set)
+        reader = _Reader(asyncio.get_running_loop(), fd)
         try:
             while True:
-                timeout = self.idle_timeout_s
-                if deadline is not None:
-                    timeout = deadline - loop.time()
-                    if timeout <= 0:
-                        return
-                try:
-                    # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a
-                    # cancellation that meets the descriptor becoming readable.
-                    async with asyncio.timeout(timeout):
-                        await ready.wait()
-                except TimeoutError:
-                    if deadline is not None:
-                        return
-                    raise GpsInputError(f"no data for {self.idle_timeout_s:g} s") from None
-                ready.clear()
-                try:
-                    data = os.read(fd, READ_BLOCK)
-                except BlockingIOError:
-                    continue
-                except OSError as exc:
-                    raise GpsInputError(f"read failed: {exc.strerror or exc}") from None
-                if not data:
-                    # With VMIN=0 a read with nothing queued returns b"" (a stale wake-up);
-                    # only a hang-up means the device is gone.
-                    if _hung_up(fd):
-                        return
-                    continue
+                data = await reader.next(self.idle_timeout_s, deadline)
+                if data is None:
+                    return
                 yield data
         finally:
-            loop.remove_reader(fd)
+            reader.close()
+
+
+class _Reader:
+    """Reads ``fd`` in the event loop's readable callback itself and hands the blocks over.
+
+    Why not "the callback wakes a task that reads": the descriptor stays readable until that task
+    has run, so the loop's next poll calls the callback again and the task wakes once more to an
+    empty read; per epoch that is a loop turn, a task step and two system calls for nothing.
+    The idle timeout is one timer that, when it fires, looks at when data last came, not a timer
+    set and cancelled per block. Reading pauses while more than :data:`READ_AHEAD` bytes wait
+    for the consumer, so a stalled consumer still pushes back on the kernel.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
+        self._loop = loop
+        self._fd = fd
+        self._blocks: list[bytes] = []
+        self._buffered = 0
+        self._error: GpsInputError | None = None
+        self._eof = False
+        self._waiter: asyncio.Future[None] | None = None
+        # Fires at the earliest time the idle timeout (or the deadline) may have passed; data
+        # coming meanwhile only moves that time on, so it is re-armed when it fires, not per block.
+        self._timer: asyncio.TimerHandle | None = None
+        self._reading = False
+        self._last_data = loop.time()
+        self._resume()
+
+    def _resume(self) -> None:
+        if not self._reading and not self._eof and self._error is None:
+            self._loop.add_reader(self._fd, self._on_readable)
+            self._reading = True
+
+    def _pause(self) -> None:
+        if self._reading:
+            self._loop.remove_reader(self._fd)
+            self._reading = False
+
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self._fd, READ_BLOCK)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._error = GpsInputError(f"read failed: {exc.strerror or exc}")
+            self._pause()
+        else:
+            if data:
+                self._blocks.append(data)
+                self._buffered += len(data)
+                self._last_data = self._loop.time()
+                if self._buffered > READ_AHEAD:
+                    self._pause()
+            elif _hung_up(self._fd):
+                self._eof = True
+                self._pause()
+            else:
+                # With VMIN=0 a read with nothing queued returns b"" (a stale wake-up); only a
+                # hang-up means the device is gone.
+                return
+        self._wake()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def next(self, idle_timeout_s: float, deadline: float | None) -> bytes | None:
+        """The bytes read since the last call (waiting for some); None at end of file or at
+        ``deadline``; GpsInputError after a read error or ``idle_timeout_s`` without data."""
+        loop = self._loop
+        while not self._blocks:
+            if self._error is not None:
+                raise self._error
+            if self._eof:
+                return None
+            wake_at = deadline if deadline is not None else self._last_data + idle_timeout_s
+            if loop.time() >= wake_at:
+                if deadline is not None:
+                    return None
+                raise GpsInputError(f"no data for {idle_timeout_s:g} s")
+            timer = self._timer
+            if timer is None or timer.when() > wake_at:
+                if timer is not None:
+                    timer.cancel()
+                self._timer = loop.call_at(wake_at, self._on_timer)
+            self._waiter = waiter = loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        blocks = self._blocks
+        data = blocks[0] if len(blocks) == 1 else b"".join(blocks)
+        self._blocks = []
+        self._buffered = 0
+        self._resume()
+        return data
+
+    def close(self) -> None:
+        self._pause()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._wake()
