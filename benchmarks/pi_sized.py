@@ -282,11 +282,11 @@ async def run(args: argparse.Namespace) -> int:
 
     # 1. no fix lost. The decoder completes an epoch when the next one begins (by design, see
     # tracker/gps/nmea/decoder.py), so the ride's last epoch may still be held: not lost.
-    lost = max(0, written - 1 - recorded)
+    # Every epoch counts, the last one too: an epoch closes when its burst ends (issue 15).
+    lost = max(0, written - recorded)
     print(
         f"{verdict(lost == 0 and pty.overrun_bytes == 0)} no fix lost: {written} epochs written, "
-        f"{recorded} recorded by the service ({lost} lost; the last epoch completes only when a "
-        f"next one begins), {pty.overrun_bytes} bytes overrun"
+        f"{recorded} recorded by the service ({lost} lost), {pty.overrun_bytes} bytes overrun"
     )
     # 2. no growing backlog
     steady = ride_start + min(WARMUP_S, ride_s / 4)
