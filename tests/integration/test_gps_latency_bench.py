@@ -6,11 +6,18 @@ end through real ptys and that its "old" decoder closes an epoch exactly when th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from benchmarks.gps_latency import LOGS, NextEpochDecoder, excerpt, main
 from tracker.gps.nmea import FixDecoder
 from tracker.gps.nmea.pacing import epochs
+
+
+@pytest.fixture(autouse=True)
+def _recordings(shared_data: Path) -> None:
+    """The benchmark plays receivers' logs from ../shared/data: skip with the reason without."""
 
 
 def test_smoke_run_prints_a_row_and_the_summary(capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,10 +22,10 @@ from tracker.gps.stream import open_fix_stream
 from tracker.ride.activity import Trigger
 from tracker.storage.outbox import Outbox
 
+from ..conftest import shared_file
 from .test_engine_parts import Parts, fix_at, new_sampler
 
 REPO = Path(__file__).resolve().parents[2]
-LOG = REPO.parent / "shared" / "data" / "tracks" / "ROB__tomales_data.shrinked.nmea"
 
 
 class FakeClock:
@@ -302,6 +302,8 @@ async def test_the_supervisor_says_when_a_task_fails_and_when_it_runs_again() ->
 
 
 async def test_the_fix_stream_says_when_the_receiver_or_its_fix_comes_and_goes() -> None:
+    log = shared_file("tracks", "ROB__tomales_data.shrinked.nmea")
+
     class Receiver:
         """A byte source: a few seconds of a real log, then unplugged (a break)."""
 
@@ -310,7 +312,7 @@ async def test_the_fix_stream_says_when_the_receiver_or_its_fix_comes_and_goes()
         name = "test receiver"
 
         async def chunks(self) -> AsyncIterator[bytes]:
-            lines = LOG.read_bytes().splitlines(keepends=True)[:40]
+            lines = log.read_bytes().splitlines(keepends=True)[:40]
             self.present = True
             for line in lines:
                 yield line

@@ -100,8 +100,11 @@ class Recorder:
     counters: EngineCounters = field(default_factory=EngineCounters)
     # Told when an input of the device state may have changed (the LEDs look again).
     changed: Callable[[], None] = lambda: None
-    # The commit task's sleep (a fake clock in tests; it must agree with ``monotonic``).
+    # The commit task's sleep and the clock its due times are read on; they must agree with
+    # each other (a fake pair in tests). ``timer`` None: ``monotonic``. The service keeps a
+    # real pair even when its ``monotonic`` (the fixes' and the strap's clock) is a test's.
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    timer: Callable[[], float] | None = None
     _track: _Track | None = None
     _stream: FixStream | None = None
     _stale_run: int = 0  # fixes skipped in a row as not after the last recorded one
@@ -225,10 +228,13 @@ class Recorder:
         self.outbox.stage(local_id, points, hr, sampler=sampler)
         self.commit_within(self.commit_interval_s)
 
+    def _now(self) -> float:
+        return (self.timer or self.monotonic)()
+
     def commit_within(self, seconds: float) -> None:
         """Make sure a group commit happens at most ``seconds`` from now (staging calls this
         with ``commit_interval_s``; it only ever brings the due time forward)."""
-        due = self.monotonic() + seconds
+        due = self._now() + seconds
         if self._commit_due is None or due < self._commit_due:
             self._commit_due = due
             self._commit_wake.set()
@@ -242,7 +248,7 @@ class Recorder:
             if due is None:
                 await self._commit_wake.wait()
                 continue
-            delay = due - self.monotonic()
+            delay = due - self._now()
             if delay > 0:
                 if delay <= self.commit_interval_s:
                     await self.sleep(delay)  # nothing can be due sooner than a staging's commit

@@ -112,6 +112,7 @@ class Service:
             self.outbox,
             self._new_sampler,
             monotonic=self.monotonic,
+            timer=time.monotonic,  # agrees with the commit task's real asyncio.sleep
             commit_interval_s=self.commit_interval_s,
             counters=self.counters,
             changed=self._state_changed,
