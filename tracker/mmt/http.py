@@ -10,16 +10,15 @@ an ``aiohttp.FormData`` is single-use).
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
-from urllib.parse import urlsplit
 
 import aiohttp
 
+from tracker.config import base_url_problem
 from tracker.errors import (
     ApiError,
     AuthError,
@@ -38,27 +37,13 @@ BodyFactory = Callable[[], aiohttp.FormData]
 # -- endpoints and the HTTPS rule --------------------------------------------------------------
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_base_url(base_url: str) -> str:
-    """The base URL without a trailing slash; ConfigError unless HTTPS or loopback HTTP."""
-    parts = urlsplit(base_url)
-    host = parts.hostname or ""
-    if parts.scheme == "https" and host:
-        return base_url.rstrip("/")
-    if parts.scheme == "http" and _is_loopback(host):
-        return base_url.rstrip("/")
-    raise ConfigError(
-        f"[api] base_url {base_url!r}: must be https:// (plain http:// is allowed only for "
-        "loopback addresses: 127.0.0.0/8, ::1, localhost)"
-    )
+    """The base URL without a trailing slash; ConfigError unless HTTPS or loopback HTTP (the
+    rule is the config's own, :func:`tracker.config.base_url_problem`)."""
+    problem = base_url_problem(base_url)
+    if problem:
+        raise ConfigError(f"[api] base_url {problem}")
+    return base_url.rstrip("/")
 
 
 @dataclass(frozen=True)
