@@ -61,18 +61,7 @@ def _digest(fixes: list[Fix], eps: float, delay: int, lookahead: bool, cut: int 
             s = Sampler.restore(json.loads(json.dumps(s.snapshot())))
         outs.append(s.feed(f))
     outs.append(s.flush())
-    counters = (
-        s.fixes_in,
-        s.fixes_accepted,
-        s.skipped_out_of_order,
-        s.skipped_invalid,
-        s.skipped_unreachable,
-        s.skipped_jump,
-        s.points_out,
-        s.knots_agreed,
-        s.knots_due,
-        s.knots_forced,
-    )
+    counters = s.counters()
     h = hashlib.sha256(repr(outs).encode())
     h.update(repr(counters).encode())
     n = sum(len(o) for o in outs)

@@ -934,6 +934,21 @@ class Sampler:
 
     # ------------------------------------------------------------------ persistence
 
+    def counters(self) -> tuple[int, ...]:
+        """Every counter, in the order a snapshot stores them (``restore`` reads them back)."""
+        return (
+            self.fixes_in,
+            self.fixes_accepted,
+            self.skipped_out_of_order,
+            self.skipped_invalid,
+            self.skipped_unreachable,
+            self.skipped_jump,
+            self.points_out,
+            self.knots_agreed,
+            self.knots_due,
+            self.knots_forced,
+        )
+
     def snapshot(self) -> dict[str, Any]:
         """The whole state as JSON-able data (bounded size); ``restore`` continues from it."""
         return {
@@ -941,18 +956,7 @@ class Sampler:
             "max_error_m": self.max_error_m,
             "max_delay_s": self.max_delay_s,
             "lookahead": self.lookahead,
-            "counters": [
-                self.fixes_in,
-                self.fixes_accepted,
-                self.skipped_out_of_order,
-                self.skipped_invalid,
-                self.skipped_unreachable,
-                self.skipped_jump,
-                self.points_out,
-                self.knots_agreed,
-                self.knots_due,
-                self.knots_forced,
-            ],
+            "counters": list(self.counters()),
             "last_t": self._last_t,
             "last_fix": None if self._last_fix is None else list(self._last_fix),
             "frame": None if self._frame is None else [self._frame.lat0, self._frame.lon0],
