@@ -31,7 +31,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 
 import pytest
@@ -61,6 +61,17 @@ SETTLE_S = 1.5  # after the receiver wrote its last epoch, for gpsd's last repor
 
 def key(fix: Fix) -> int:
     return round(fix.unix * 1000) % ROLLOVER_MS
+
+
+async def epoch_keys(source: GpsdSource, received: list[int]) -> AsyncIterator[int]:
+    """The key of each new epoch with a fix that gpsd reports (``received`` holds those seen:
+    gpsd 3.22 reports some epochs twice)."""
+    async for item in source.fixes():
+        if item is None or item.mode < FixMode.FIX_2D:
+            continue
+        k = key(item)
+        if not (received and k == received[-1]):
+            yield k
 
 
 def free_port() -> int:
@@ -243,12 +254,7 @@ async def test_gpsd_absent_at_start_and_restarted_mid_ride_are_survived(
 
         async def ride() -> None:
             nonlocal stage
-            async for item in source.fixes():
-                if item is None or item.mode < FixMode.FIX_2D:
-                    continue
-                k = key(item)
-                if received and k == received[-1]:
-                    continue  # gpsd 3.22 reports some epochs twice
+            async for k in epoch_keys(source, received):
                 if stage in ("absent", "restarting"):
                     recoveries.append(len(received))
                     stage = {"absent": "up", "restarting": "restarted"}[stage]
@@ -306,12 +312,7 @@ async def test_receiver_unplugged_and_replugged_under_gpsd_is_survived(
 
         async def ride() -> None:
             nonlocal stage
-            async for item in source.fixes():
-                if item is None or item.mode < FixMode.FIX_2D:
-                    continue
-                k = key(item)
-                if received and k == received[-1]:
-                    continue  # gpsd 3.22 reports some epochs twice
+            async for k in epoch_keys(source, received):
                 if stage == "replugged":
                     recoveries.append(len(received))
                     stage = "recovered"
