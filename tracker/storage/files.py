@@ -64,33 +64,30 @@ def _tighten(path: Path, allowed: int, *, is_dir: bool = False) -> None:
         return
     key = str(path)
     if is_dir and (st.st_mode & stat.S_ISVTX or st.st_uid != os.geteuid()):
-        if key not in _reported:
-            _reported.add(key)
-            log.warning(
-                "the data dir is shared with other users; the location history in it may be "
-                "readable by them (use a data dir of your own)",
-                path=key,
-                mode=oct(mode),
-            )
+        _warn_once(
+            key,
+            "the data dir is shared with other users; the location history in it may be "
+            "readable by them (use a data dir of your own)",
+            mode=oct(mode),
+        )
         return
     narrowed = mode & allowed
     try:
         os.chmod(path, narrowed)
     except OSError as exc:
-        if key not in _reported:
-            _reported.add(key)
-            log.warning(
-                "cannot make the location history private",
-                path=key,
-                mode=oct(mode),
-                reason=str(exc),
-            )
+        _warn_once(key, "cannot make the location history private", mode=oct(mode), reason=str(exc))
         return
-    if key not in _reported:
-        _reported.add(key)
-        log.warning(
-            "the location history was readable by other users; made it private",
-            path=key,
-            was=oct(mode),
-            now=oct(narrowed),
-        )
+    _warn_once(
+        key,
+        "the location history was readable by other users; made it private",
+        was=oct(mode),
+        now=oct(narrowed),
+    )
+
+
+def _warn_once(path: str, event: str, **fields: str) -> None:
+    """One warning per path for the life of the process (a restart of the outbox says nothing
+    new)."""
+    if path not in _reported:
+        _reported.add(path)
+        log.warning(event, path=path, **fields)
