@@ -233,15 +233,9 @@ class _Cone:
 
     def copy(self) -> _Cone:
         """A copy safe to keep while this one is fed (polygons are never mutated in place)."""
-        c = _Cone.__new__(_Cone)  # (every slot is set below: no __init__ to run twice)
-        c.ta = self.ta
-        c.ax = self.ax
-        c.ay = self.ay
-        c.alat = self.alat
-        c.alon = self.alon
-        c.aele = self.aele
-        c.chain = self.chain
-        c.committed = self.committed
+        c = _Cone(
+            self.ta, self.ax, self.ay, self.alat, self.alon, self.aele, self.chain, self.committed
+        )
         c.poly = self.poly
         c.int_t = self.int_t
         c.int_poly = self.int_poly
