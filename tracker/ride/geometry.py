@@ -92,48 +92,47 @@ def clip_disk(poly: Polygon | None, cx: float, cy: float, r: float) -> Polygon:
     The boundary of the intersection is walked once: runs of vertices inside the disk are copied,
     each run of vertices outside is replaced by the circle arc (as inscribed chords) from the
     point where the boundary leaves the disk to the point where it comes back.
+
+    Written for mypyc (the module is compiled at install, docs/ARCHITECTURE.md): plain indexed
+    loops over the flat list, the inside flags as the bits of one int, no slices, temporary
+    lists or local aliases of methods (which mypyc would call the slow, generic way); the
+    arithmetic is the same expressions in the same order either way.
     """
     if poly is None:
         return regular_polygon(cx, cy, r)
     r2 = r * r
-    xs = poly[0::2]
-    ys = poly[1::2]
-    # (the same products as (x - cx) * (x - cx), each difference taken once: measurably faster)
-    ins = [(dx := x - cx) * dx + (dy := y - cy) * dy <= r2 for x, y in zip(xs, ys)]  # noqa: B905
-    if False not in ins:
+    n = len(poly) // 2
+    inside = 0  # bit i: vertex i lies in the disk
+    for i in range(n):
+        dx = poly[2 * i] - cx
+        dy = poly[2 * i + 1] - cy
+        if dx * dx + dy * dy <= r2:
+            inside |= 1 << i
+    if inside == (1 << n) - 1:
         return poly
-    n = len(xs)
-    if True not in ins:
-        return _clip_no_vertex_inside(poly, xs, ys, cx, cy, r)
+    if inside == 0:
+        return _clip_no_vertex_inside(poly, cx, cy, r)
+    # start at a vertex inside whose predecessor is outside
     start = 0
-    while not (ins[start] and not ins[start - 1]):
+    while not (inside >> start & 1 and not inside >> (start - 1) % n & 1):
         start += 1
-    # the walk below goes once around from start < n: indices stay below 2 n, so doubled
-    # lists stand in for the index arithmetic modulo n
-    ins = ins + ins
-    xs = xs + xs
-    ys = ys + ys
     out: Polygon = []
-    append = out.append
-    sqrt = math.sqrt
     i = start
     while True:
+        # copy the run of vertices inside from i; j is the first outside
         j = i
-        while ins[j]:
+        while inside >> j % n & 1:
+            k = 2 * (j % n)
+            out.append(poly[k])
+            out.append(poly[k + 1])
             j += 1
-        # vertices i .. j-1 are inside: copy them
-        a = i % n
-        b = j % n
-        if a < b or b == 0:
-            out.extend(poly[2 * a : 2 * (b if b else n)])
-        else:
-            out.extend(poly[2 * a :])
-            out.extend(poly[: 2 * b])
         # leave the disk on edge (j-1, j) (the line crossings inlined for speed)
-        ax = xs[j - 1]
-        ay = ys[j - 1]
-        ex = xs[j] - ax
-        ey = ys[j] - ay
+        k = 2 * ((j - 1) % n)
+        ax = poly[k]
+        ay = poly[k + 1]
+        k = 2 * (j % n)
+        ex = poly[k] - ax
+        ey = poly[k + 1] - ay
         s1 = 1.0
         qa = ex * ex + ey * ey
         if not qa <= 0.0:
@@ -142,16 +141,18 @@ def clip_disk(poly: Polygon | None, cx: float, cy: float, r: float) -> Polygon:
             qb = fx * ex + fy * ey
             disc = qb * qb - qa * (fx * fx + fy * fy - r2)
             if not disc < 0.0:
-                s1 = min(max((-qb + sqrt(disc)) / qa, 0.0), 1.0)
+                s1 = min(max((-qb + math.sqrt(disc)) / qa, 0.0), 1.0)
         exx = ax + ex * s1
         exy = ay + ey * s1
-        append(exx)
-        append(exy)
+        out.append(exx)
+        out.append(exy)
         # walk the outside run j .. m-1; an edge between two outside vertices may dip in
         m = j
-        while not ins[m]:
-            if not ins[m + 1]:
-                dip = _dip(xs[m], ys[m], xs[m + 1], ys[m + 1], cx, cy, r2)
+        while not inside >> m % n & 1:
+            if not inside >> (m + 1) % n & 1:
+                k = 2 * (m % n)
+                k1 = 2 * ((m + 1) % n)
+                dip = _dip(poly[k], poly[k + 1], poly[k1], poly[k1 + 1], cx, cy, r2)
                 if dip is not None:
                     _arc(out, cx, cy, r, exx, exy, dip[0], dip[1])
                     out.extend(dip)
@@ -159,10 +160,12 @@ def clip_disk(poly: Polygon | None, cx: float, cy: float, r: float) -> Polygon:
                     exy = dip[3]
             m += 1
         # come back in on edge (m-1, m)
-        ax = xs[m - 1]
-        ay = ys[m - 1]
-        ex = xs[m] - ax
-        ey = ys[m] - ay
+        k = 2 * ((m - 1) % n)
+        ax = poly[k]
+        ay = poly[k + 1]
+        k = 2 * (m % n)
+        ex = poly[k] - ax
+        ey = poly[k + 1] - ay
         s0 = 0.0
         qa = ex * ex + ey * ey
         if not qa <= 0.0:
@@ -171,12 +174,12 @@ def clip_disk(poly: Polygon | None, cx: float, cy: float, r: float) -> Polygon:
             qb = fx * ex + fy * ey
             disc = qb * qb - qa * (fx * fx + fy * fy - r2)
             if not disc < 0.0:
-                s0 = min(max((-qb - sqrt(disc)) / qa, 0.0), 1.0)
+                s0 = min(max((-qb - math.sqrt(disc)) / qa, 0.0), 1.0)
         enx = ax + ex * s0
         eny = ay + ey * s0
         _arc(out, cx, cy, r, exx, exy, enx, eny)
-        append(enx)
-        append(eny)
+        out.append(enx)
+        out.append(eny)
         i = m
         if i % n == start:
             break
@@ -185,17 +188,15 @@ def clip_disk(poly: Polygon | None, cx: float, cy: float, r: float) -> Polygon:
     return out
 
 
-def _clip_no_vertex_inside(
-    poly: Polygon, xs: list[float], ys: list[float], cx: float, cy: float, r: float
-) -> Polygon:
+def _clip_no_vertex_inside(poly: Polygon, cx: float, cy: float, r: float) -> Polygon:
     """The rarer case with every vertex outside: the circle may still cross some edges."""
     r2 = r * r
-    n = len(xs)
+    n = len(poly) // 2
     pieces: list[tuple[float, float, float, float]] = []  # (entry x, y, exit x, y) per edge
-    xs2 = [*xs, xs[0]]
-    ys2 = [*ys, ys[0]]
     for p in range(n):  # edge (p, p + 1 mod n)
-        dip = _dip(xs2[p], ys2[p], xs2[p + 1], ys2[p + 1], cx, cy, r2)
+        k = 2 * p
+        k1 = 2 * ((p + 1) % n)
+        dip = _dip(poly[k], poly[k + 1], poly[k1], poly[k1 + 1], cx, cy, r2)
         if dip is not None:
             pieces.append(dip)
     if not pieces:

@@ -603,10 +603,9 @@ class Sampler:
             if top_level:
                 return None
             raise _Unreachable
-        apply = self._apply
         shift = self._shift
         for cone, poly in results:
-            apply(cone, fix, poly, shift, k)
+            self._apply(cone, fix, poly, shift, k)
         if not ended:
             return alive
         best_alive = min((c.depth for c in alive), default=1 << 30)
