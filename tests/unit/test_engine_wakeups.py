@@ -1,7 +1,8 @@
-"""Nothing wakes without a reason (issue 17): the group commit is due commit_interval_s after the
-first staging and nothing runs while nothing is staged; the LEDs look again only when an input
-of their state changed; the supervisor and the fix stream say when theirs did. A fake clock
-drives the commit task; the outbox is a real SQLite file in a temp dir."""
+"""Nothing wakes without a reason (issue 17): a staging is committed at once when the last
+commit began commit_interval_s ago or more, else when that is so, and nothing runs while nothing
+is staged; the LEDs look again only when an input of their state changed; the supervisor and the
+fix stream say when theirs did. A fake clock drives the commit task; the outbox is a real SQLite
+file in a temp dir."""
 
 from __future__ import annotations
 
@@ -100,7 +101,7 @@ async def recording(tmp_path: Path, clock: FakeClock, **kw: float) -> tuple[Part
     return parts, box
 
 
-async def test_a_staged_fix_is_on_disk_within_commit_interval_s_and_idle_means_asleep(
+async def test_a_staged_fix_is_on_disk_at_once_or_within_commit_interval_s_and_idle_means_asleep(
     tmp_path: Path,
 ) -> None:
     clock = FakeClock()
@@ -114,40 +115,48 @@ async def test_a_staged_fix_is_on_disk_within_commit_interval_s_and_idle_means_a
         assert clock.sleeps == []
         assert box.commit_calls == []
 
+        # The first staging after a quiet spell is committed at once, in the same wake-up.
         staged_at = clock.now
+        done = box.commits
         rec.on_fix(fix_at(0))
-        await settle()
-        assert clock.sleeps == [COMMIT_INTERVAL_S]  # one timer, for the first staging
+        await until(lambda: box.commits == done + 1, "the first commit")
+        assert box.commit_calls == [pytest.approx(staged_at)]  # the clock stood still
+        assert clock.sleeps == []
+        # One within commit_interval_s of that commit waits for the window: one timer, and a
+        # third staging meanwhile joins the same commit.
         await clock.advance(0.2)
-        rec.on_fix(fix_at(1))  # joins the commit already due: no second timer
-        await clock.advance(COMMIT_INTERVAL_S - 0.2 - 0.01)
-        assert box.commit_calls == []
-        commits = box.commits
+        rec.on_fix(fix_at(1))
+        await settle()
+        assert clock.sleeps == [pytest.approx(COMMIT_INTERVAL_S - 0.2)]
+        await clock.advance(0.1)
+        rec.on_fix(fix_at(2))
+        await settle()
+        await clock.advance(COMMIT_INTERVAL_S - 0.3 - 0.01)
+        assert len(box.commit_calls) == 1
         await clock.advance(0.01)
-        assert box.commit_calls == [pytest.approx(staged_at + COMMIT_INTERVAL_S)]
-        assert clock.sleeps == [COMMIT_INTERVAL_S]
-        await until(lambda: box.commits == commits + 1, "the commit")
+        assert box.commit_calls[1] == pytest.approx(staged_at + COMMIT_INTERVAL_S)
+        assert len(clock.sleeps) == 1
+        await until(lambda: box.commits == done + 2, "the commit")
         local_id = box.current().local_id  # type: ignore[union-attr]
         state = box.sampler_state(local_id)
         assert state is not None
-        assert state.last_fix_unix == fix_at(1).unix  # both fixes are covered on disk
+        assert state.last_fix_unix == fix_at(2).unix  # both fixes are covered on disk
 
         # Idle again: no further commit, no timer.
         await clock.advance(60.0)
-        assert len(box.commit_calls) == 1
-        assert clock.sleeps == [COMMIT_INTERVAL_S]
+        assert len(box.commit_calls) == 2
+        assert len(clock.sleeps) == 1
 
-        # Every later staging: on disk within commit_interval_s of it, one commit per window.
-        for second in range(2, 12):
+        # A fix a second: each on disk in the wake-up that brought it, with no timer at all.
+        for second in range(3, 13):
             staged_at = clock.now
-            rec.on_fix(fix_at(second))
-            await settle()
             done = box.commits
-            await clock.advance(COMMIT_INTERVAL_S)
-            assert box.commit_calls[-1] <= staged_at + COMMIT_INTERVAL_S + 1e-9
+            rec.on_fix(fix_at(second))
             await until(lambda done=done: box.commits == done + 1, "the commit")  # type: ignore[misc]
-            await clock.advance(0.5)  # the next fix a second later
-        assert len(box.commit_calls) == 11
+            assert box.commit_calls[-1] == pytest.approx(staged_at)  # the clock stood still
+            await clock.advance(1.0)
+        assert len(box.commit_calls) == 12
+        assert len(clock.sleeps) == 1
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -176,8 +185,7 @@ async def test_memory_mode_tries_the_disk_again_after_retry_s_with_nothing_new(
     try:
         rec.on_fix(fix_at(second))
         await settle()
-        await clock.advance(COMMIT_INTERVAL_S)
-        assert box.commit_calls == [pytest.approx(clock.now)]
+        assert box.commit_calls == [pytest.approx(clock.now)]  # at once: no commit for a while
         await until(lambda: clock.sleeping == 1, "the commit and the retry's timer")
         # Nothing new comes; the disk is tried again retry_s later, not every 0.5 s.
         await clock.advance(29.0)

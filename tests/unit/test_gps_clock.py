@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tracker.gps import sysclock
 from tracker.gps.clock import (
     PLAUSIBLE_AFTER,
     STA_UNSYNC,
@@ -68,3 +69,15 @@ def test_the_real_kernel_answers() -> None:
     else:
         assert ref is None
         assert trusted_now(NOW) == NOW
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="adjtimex is Linux's")
+def test_the_kernel_is_asked_at_most_every_ask_every_s() -> None:
+    # One answer serves every fix for ASK_EVERY_S (a ctypes call per fix cost ~40 µs of ~1 ms).
+    first = kernel_clock_synchronised()
+    asked_at = sysclock._answer.at
+    assert kernel_clock_synchronised() == first
+    assert sysclock._answer.at == asked_at  # not asked again
+    sysclock._answer.at -= sysclock.ASK_EVERY_S  # as if that long had passed
+    assert kernel_clock_synchronised() == first
+    assert sysclock._answer.at > asked_at - sysclock.ASK_EVERY_S  # asked afresh

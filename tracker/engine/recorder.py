@@ -2,8 +2,9 @@
 
     fix → (stale? skip) → sampler.feed → points staged, with the sampler's snapshot function
     heart-rate sample → staged with the recording activity
-    ``commit_interval_s`` after the first staging since the last commit → one outbox commit
-    (points, samples and the matching snapshot); nothing staged, no commit and no wake-up
+    a staging → one outbox commit (points, samples and the matching snapshot), at once, or
+    ``commit_interval_s`` after the last one began if that was sooner; nothing staged, no
+    commit and no wake-up
 
 Why it looks like this:
 
@@ -13,8 +14,10 @@ Why it looks like this:
 - **A restart resumes.** ``resume`` restores the sampler from the disk; fixes not newer than the
   restored state (buffered in a pty while the service was down) are counted and skipped.
 - **Nothing wakes without a reason.** The commit task sleeps until something is staged, then
-  commits once ``commit_interval_s`` after that first staging: a fix waits at most that long for
-  the disk, as with a fixed-rate loop, but an idle tracker (no fix, no ride) never wakes for it.
+  commits at once if the last commit began ``commit_interval_s`` ago or more, else when it is so:
+  a fix waits at most that long for the disk, commits stay at most two a second, a 1 Hz fix is
+  on disk in the wake-up that brought it (no second wake-up a second), and an idle tracker (no
+  fix, no ride) never wakes for it.
   While the storage is failing (memory mode) one more commit is due ``outbox.retry_s`` after
   each, so the disk is tried again even when nothing new comes.
 - **Whoever shows the state is told when it may have changed** (``changed``): the first fix,
@@ -27,6 +30,7 @@ Why it looks like this:
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -110,6 +114,7 @@ class Recorder:
     _stale_run: int = 0  # fixes skipped in a row as not after the last recorded one
     # When the next group commit is due (monotonic), None when nothing waits for one.
     _commit_due: float | None = None
+    _last_commit_at: float = -math.inf
     _commit_wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     # -- the activity's sampler --------------------------------------------------------------
@@ -226,7 +231,9 @@ class Recorder:
         sampler: Callable[[], SamplerState] | None = None,
     ) -> None:
         self.outbox.stage(local_id, points, hr, sampler=sampler)
-        self.commit_within(self.commit_interval_s)
+        # Leading edge: at once when the last commit began commit_interval_s ago or more (a
+        # 1 Hz fix is on disk in the same wake-up that brought it), else when that is so.
+        self.commit_within(max(0.0, self._last_commit_at + self.commit_interval_s - self._now()))
 
     def _now(self) -> float:
         return (self.timer or self.monotonic)()
@@ -240,8 +247,8 @@ class Recorder:
             self._commit_wake.set()
 
     async def commit_forever(self) -> None:
-        """Group commits: one transaction ``commit_interval_s`` after the first staging since
-        the last commit; asleep while nothing is staged."""
+        """Group commits: one transaction when due (see ``_stage``); asleep while nothing is
+        staged."""
         while True:
             self._commit_wake.clear()
             due = self._commit_due
@@ -257,6 +264,7 @@ class Recorder:
                 continue  # look again: the due time may have come forward meanwhile
             # Staged from here on is either taken by this commit or due again in full.
             self._commit_due = None
+            self._last_commit_at = self._now()
             failing = self.outbox.storage_error
             try:
                 await self.outbox.commit()

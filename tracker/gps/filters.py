@@ -105,7 +105,7 @@ class FixFilter:
             return "no_fix"
         if fix.hdop is not None and fix.hdop > self.max_hdop:
             return "hdop"
-        reference = self.clock() if self.clock is not None else None
+        reference: float | None = self.clock() if self.clock is not None else None
         self.last_reference = reference
         off_clock = reference is not None and not self._near_clock(fix.unix, reference)
         last = self._last

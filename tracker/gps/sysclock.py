@@ -1,15 +1,19 @@
 """The kernel's word on the system clock (adjtimex via ctypes): the one I/O edge of
 :mod:`tracker.gps.clock`.
 
-``adjtimex`` with ``modes = 0`` only reads the kernel's NTP state; it needs no privilege and costs
-a system call (microseconds), so it is asked afresh every time: NTP may synchronise, or lose
-synchronisation, at any moment of a ride. Off Linux, or if the call fails, the answer is None
-("cannot tell"), which :func:`tracker.gps.clock.trusted_time` treats as not synchronised.
+``adjtimex`` with ``modes = 0`` only reads the kernel's NTP state; it needs no privilege. Through
+ctypes one call still cost ~40 µs of a live fix's ~1 ms at 1 Hz (issue 17), so the answer is kept
+for ``ASK_EVERY_S`` of the monotonic clock, in one reused buffer. That is far below how fast the
+state can change: chrony polls the source every 64 s or more, and the kernel only drops
+"synchronised" once its estimated error passes 16 s, hours after the last update. Off Linux, or if
+the call fails, the answer is None ("cannot tell"), which :func:`tracker.gps.clock.trusted_time`
+treats as not synchronised.
 """
 
 from __future__ import annotations
 
 import ctypes
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -49,14 +53,41 @@ def _adjtimex() -> Callable[[ctypes._Pointer[_Timex]], int] | None:
     return fn
 
 
+ASK_EVERY_S = 10.0
+
+
+class _KernelAnswer:
+    """The latest answer and when it was asked (monotonic), with the buffer it reuses."""
+
+    def __init__(self) -> None:
+        self.at = -math.inf
+        self.value: bool | None = None
+        self.buf = _Timex()
+        self.ptr = ctypes.pointer(self.buf)
+
+
+_answer = _KernelAnswer()
+
+
 def kernel_clock_synchronised() -> bool | None:
     """True when NTP/chrony has synchronised the system clock, False when the kernel says it
-    has not, None when the kernel cannot be asked (not Linux, no adjtimex)."""
+    has not, None when the kernel cannot be asked (not Linux, no adjtimex). At most
+    ``ASK_EVERY_S`` old."""
+    now = time.monotonic()
+    if now - _answer.at < ASK_EVERY_S:
+        return _answer.value
+    _answer.at = now
+    _answer.value = _ask_kernel()
+    return _answer.value
+
+
+def _ask_kernel() -> bool | None:
     fn = _adjtimex()
     if fn is None:
         return None
-    buf = _Timex()  # modes = 0: read only
-    state = fn(ctypes.pointer(buf))
+    buf = _answer.buf
+    buf.modes = 0  # read only
+    state = fn(_answer.ptr)
     if state < 0:
         return None
     return kernel_says_synchronised(state, buf.status)
