@@ -1,0 +1,136 @@
+"""Build hook: compile the sampler's pure core with mypyc, or fall back to pure Python.
+
+The metadata lives in pyproject.toml; this file only adds the compiled extensions (issue 17: the
+sampler's cost per fix on a Pi Zero). ``tracker/geo.py``, ``tracker/ride/geometry.py`` and
+``tracker/ride/sampler.py`` are compiled by mypyc into one shared library, for a wheel
+(``pip install .``, scripts/install-pi) and for the editable dev install (``pip install -e .``,
+scripts/setup) alike, so tests, demo and benchmarks run what a Pi runs.
+
+The compiled modules must give the same floats as CPython, bit for bit (the outbox, the
+equivalence digest and crash recovery compare them). CPython rounds every ``a * b + c`` twice;
+a C compiler may fuse it into one FMA instruction, rounded once, and GCC does so by default in
+GNU mode on aarch64 (the Pi). So every extension gets ``-ffp-contract=off``, and nothing that
+relaxes IEEE semantics (no -ffast-math, no -Ofast).
+
+Fallback: ``TRACKER_PURE_PYTHON=1``, no mypyc, or a failed compile (no C compiler, no Python
+headers) installs pure Python, with one warning line; the package behaves the same, slower.
+
+A small generated file, ``tracker/_native_build.json``, records the sha256 of the three sources
+the compiled modules were built from; tests/unit/test_native_build.py fails when the .py beside
+a loaded .so has changed since (an editable install's .so shadows later edits of the .py).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
+
+ROOT = Path(__file__).resolve().parent
+COMPILED = ["tracker/geo.py", "tracker/ride/geometry.py", "tracker/ride/sampler.py"]
+# The shared library holding the three modules' code (the .so next to each .py is a shim).
+# Top level, where mypyc expects it (it derives the modules' __file__ from its place).
+GROUP = "tracker_native"
+RECORD = "tracker/_native_build.json"
+# Bit-for-bit CPython float semantics: no fused multiply-add (see the docstring).
+FP_FLAGS = ["-ffp-contract=off"]
+
+
+def warn(reason: str) -> None:
+    print(f"tracker: WARNING: installing pure Python (no compiled sampler): {reason}",
+          file=sys.stderr, flush=True)
+
+
+def source_hashes(base: Path) -> dict[str, str]:
+    return {p: hashlib.sha256((base / p).read_bytes()).hexdigest() for p in COMPILED}
+
+
+def stale_outputs(base: Path) -> list[Path]:
+    """Compiled files an earlier in-place (editable) build left in the source tree."""
+    found: list[Path] = []
+    for src in COMPILED:
+        stem = str(base / src)[: -len(".py")]
+        found += [Path(p) for p in glob.glob(f"{stem}.*.so") + glob.glob(f"{stem}.*.pyd")]
+    found += [Path(p) for p in glob.glob(str(base / f"{GROUP.replace('.', '/')}__mypyc.*"))]
+    if (base / RECORD).exists():
+        found.append(base / RECORD)
+    return found
+
+
+def remove_stale(base: Path) -> None:
+    for path in stale_outputs(base):
+        path.unlink(missing_ok=True)
+
+
+# Only a build compiles: pip's metadata steps (egg_info, dist_info) run this file too.
+BUILD_COMMANDS = {"build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install"}
+
+
+def native_extensions() -> list[Any]:
+    if not BUILD_COMMANDS.intersection(sys.argv[1:]):
+        return []
+    if os.environ.get("TRACKER_PURE_PYTHON", "") not in ("", "0"):
+        warn("TRACKER_PURE_PYTHON is set")
+        return []
+    try:
+        from mypyc.build import mypycify
+    except ImportError as exc:
+        warn(f"mypyc is not available ({exc})")
+        return []
+    try:
+        extensions: list[Any] = mypycify(COMPILED, opt_level="3", group_name=GROUP)
+    except (Exception, SystemExit) as exc:  # mypyc reports its errors by sys.exit
+        warn(f"mypyc failed ({exc})")
+        return []
+    for ext in extensions:
+        ext.extra_compile_args = [*ext.extra_compile_args, *FP_FLAGS]
+    return extensions
+
+
+class BuildPy(build_py):
+    """An editable pure build removes the .so files an earlier compiled one left in the tree."""
+
+    def run(self) -> None:
+        if getattr(self, "editable_mode", False) and not self.distribution.ext_modules:
+            remove_stale(ROOT)
+        super().run()
+
+
+class BuildExt(build_ext):
+    """Build the extensions, or none: a compile failure leaves a working pure-Python install."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except (Exception, SystemExit) as exc:  # CompileError, LinkError, missing compiler
+            warn(f"the C build failed ({type(exc).__name__}: {str(exc).strip()[:200]})")
+            self._discard()
+            return
+        base = Path(self.build_lib) if not self.inplace else ROOT
+        record = base / RECORD
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"sources": source_hashes(ROOT)}, indent=1) + "\n")
+
+    def _discard(self) -> None:
+        for ext in self.extensions:
+            Path(self.get_ext_fullpath(ext.name)).unlink(missing_ok=True)
+        if self.inplace:
+            remove_stale(ROOT)
+        self.extensions = []
+
+    def get_outputs(self) -> list[str]:
+        outputs: list[str] = super().get_outputs()
+        if self.extensions and not self.inplace:
+            outputs.append(str(Path(self.build_lib) / RECORD))
+        return outputs
+
+
+setup(ext_modules=native_extensions(), cmdclass={"build_py": BuildPy, "build_ext": BuildExt})
