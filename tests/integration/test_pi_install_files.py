@@ -500,3 +500,49 @@ def test_install_pi_without_gpsd_leaves_gpsd_and_chrony_alone() -> None:
     helped = _install("--help").stdout
     assert "--gpsd" in helped
     assert "--gpsd-device=PATH" in helped
+
+
+# ---- scripts/install-pi: the compiled sampler (setup.py, mypyc) ------------------------------
+
+BUILD_PACKAGES = ("gcc", "libc6-dev", "python3-dev")
+VENV_PY = "/opt/tracker/venv/bin/python"
+
+
+def _dpkg_installed(pkg: str) -> bool | None:
+    if shutil.which("dpkg-query") is None:
+        return None
+    result = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True,
+                            text=True, check=False)  # fmt: skip
+    return "install ok installed" in result.stdout
+
+
+def test_install_pi_installs_what_compiles_the_sampler_and_may_do_without() -> None:
+    out = _install("--dry-run").stdout
+    steps = dict(re.findall(r"^\[(\d+)\] (.*)$", out, re.MULTILINE))
+    assert steps["1"].endswith(" (to compile the sampler: " + " ".join(BUILD_PACKAGES) + ")")
+    apt_lines = [line for line in out.splitlines() if "would run: apt-get install" in line]
+    for pkg in BUILD_PACKAGES:
+        installed = _dpkg_installed(pkg)
+        if installed is False:
+            # in their own apt-get call, whose failure is a warning, not the end of the install
+            (line,) = [line for line in apt_lines if pkg in line.split()]
+            assert not set(line.split()) & {"python3-venv", "bluez"}, line
+        elif installed is True:
+            assert not any(pkg in line.split() for line in apt_lines)
+    assert f"would run: {VENV_PY} -m pip install --quiet --upgrade {REPO}" in out
+    assert "TRACKER_PURE_PYTHON" not in out
+
+
+def test_install_pi_pure_python_skips_the_compiler() -> None:
+    result = _install("--dry-run", "--pure-python")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    steps = re.findall(r"^\[(\d+)\] (.*)$", out, re.MULTILINE)
+    assert [int(n) for n, _ in steps] == list(range(1, 11))
+    assert "compile" not in steps[0][1]
+    assert not any(pkg in line.split() for line in out.splitlines() for pkg in BUILD_PACKAGES)
+    assert "--pure-python: the sampler is not compiled" in out
+    pip = [line for line in out.splitlines() if "pip install" in line]
+    assert pip == [f"    would run: env TRACKER_PURE_PYTHON=1 {VENV_PY} -m pip install --quiet "
+                   f"--upgrade {REPO}"]  # fmt: skip
+    assert "--pure-python" in _install("--help").stdout
