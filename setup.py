@@ -96,11 +96,14 @@ def native_extensions() -> list[Any]:
 
 
 class BuildPy(build_py):
-    """An editable pure build removes the .so files an earlier compiled one left in the tree."""
+    """A pure build removes what an earlier compiled one left: the .so files in the tree (an
+    editable install) and in build/lib (which a wheel would otherwise pack again)."""
 
     def run(self) -> None:
-        if getattr(self, "editable_mode", False) and not self.distribution.ext_modules:
-            remove_stale(ROOT)
+        if not self.distribution.ext_modules:
+            remove_stale(Path(self.build_lib))
+            if getattr(self, "editable_mode", False):
+                remove_stale(ROOT)
         super().run()
 
 
@@ -108,10 +111,13 @@ class BuildExt(build_ext):
     """Build the extensions, or none: a compile failure leaves a working pure-Python install."""
 
     def run(self) -> None:
-        try:
+        inplace = self.inplace  # (setuptools clears it while building and does not restore it
+        try:  # when the build raises)
             super().run()
         except (Exception, SystemExit) as exc:  # CompileError, LinkError, missing compiler
-            warn(f"the C build failed ({type(exc).__name__}: {str(exc).strip()[:200]})")
+            self.inplace = inplace
+            warn(f"the C build failed ({type(exc).__name__}; it needs a C compiler and Python's "
+                 "headers: gcc, python3-dev)")
             self._discard()
             return
         base = Path(self.build_lib) if not self.inplace else ROOT
@@ -120,8 +126,7 @@ class BuildExt(build_ext):
         record.write_text(json.dumps({"sources": source_hashes(ROOT)}, indent=1) + "\n")
 
     def _discard(self) -> None:
-        for ext in self.extensions:
-            Path(self.get_ext_fullpath(ext.name)).unlink(missing_ok=True)
+        remove_stale(Path(self.build_lib))
         if self.inplace:
             remove_stale(ROOT)
         self.extensions = []

@@ -98,10 +98,10 @@ def _tree(tmp_path: Path) -> Path:
     return src
 
 
-def _wheel(tmp_path: Path, **env: str) -> tuple[zipfile.ZipFile, str]:
+def _wheel(tmp_path: Path, src: Path | None = None, **env: str) -> tuple[zipfile.ZipFile, str]:
     """Build a wheel of the tree (pip -v: the build's own output), return it and that output."""
-    src = _tree(tmp_path)
-    out = tmp_path / "dist"
+    src = src or _tree(tmp_path)
+    out = tmp_path / f"dist-{len(list(tmp_path.glob('dist-*')))}"
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation",
          "--no-index", "-w", str(out), "."],
@@ -116,7 +116,7 @@ def _wheel(tmp_path: Path, **env: str) -> tuple[zipfile.ZipFile, str]:
 def _run_from(wheel: zipfile.ZipFile, tmp_path: Path) -> dict[str, str]:
     """Unpack the wheel and, in a clean interpreter (-S -I: no site, not this tree), import the
     three modules and feed a sampler a short ride; their __file__ and the ride's points."""
-    site = tmp_path / "site"
+    site = tmp_path / f"site-{len(list(tmp_path.glob('site-*')))}"
     wheel.extractall(site)
     code = """
 import json, sys
@@ -170,6 +170,12 @@ def test_a_wheel_carries_the_compiled_sampler_built_without_fma(tmp_path: Path) 
     info = _run_from(wheel, tmp_path)
     assert all(f.endswith(".so") for f in info["files"]), info["files"]
     assert info["points"] == repr(_pure_points())
+    # Then a pure build of the same checkout (install-pi --pure-python after a compiled
+    # install): the old .so files in its build/lib must not come back in the wheel.
+    assert list((tmp_path / "src" / "build").glob("lib*/tracker/ride/sampler.*.so"))
+    pure, _ = _wheel(tmp_path, tmp_path / "src", TRACKER_PURE_PYTHON="1")
+    assert not [n for n in pure.namelist() if n.endswith((".so", ".pyd"))]
+    assert "tracker/_native_build.json" not in pure.namelist()
 
 
 def _pure_points() -> list[object]:
