@@ -44,7 +44,7 @@ def fix_at(second: int, *, east_m: float = 0.0) -> Fix:
 def new_sampler(snapshot: dict[str, Any] | None) -> SamplerLike:
     if snapshot is not None:
         return Sampler.restore(snapshot)
-    return Sampler(max_error_m=10.0, max_delay_s=30.0)
+    return Sampler(max_error_m=10.0, max_delay_s=30)
 
 
 class Parts:
