@@ -65,6 +65,18 @@ def stale_outputs(base: Path) -> list[Path]:
     return found
 
 
+def orphans(base: Path, keep: list[str]) -> list[Path]:
+    """Compiled module files under ``base/tracker`` whose source is not in ``keep``: left by an
+    earlier build that compiled a module this one does not (the package has no other native
+    extensions). In an editable install such a file would shadow its .py, or fail to import."""
+    stems = {src[: -len(".py")] for src in keep}
+    return [
+        p
+        for p in (base / "tracker").rglob("*")
+        if p.suffix in (".so", ".pyd") and p.relative_to(base).as_posix().split(".")[0] not in stems
+    ]
+
+
 def remove_stale(base: Path) -> None:
     for path in stale_outputs(base):
         path.unlink(missing_ok=True)
@@ -100,6 +112,11 @@ class BuildPy(build_py):
     editable install) and in build/lib (which a wheel would otherwise pack again)."""
 
     def run(self) -> None:
+        keep = COMPILED if self.distribution.ext_modules else []
+        editable = getattr(self, "editable_mode", False)
+        for base in [Path(self.build_lib), *([ROOT] if editable else [])]:
+            for path in orphans(base, keep):
+                path.unlink(missing_ok=True)
         if not self.distribution.ext_modules:
             remove_stale(Path(self.build_lib))
             if getattr(self, "editable_mode", False):

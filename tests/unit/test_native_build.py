@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -223,3 +224,15 @@ def test_a_failing_c_compiler_falls_back_to_pure_python(tmp_path: Path) -> None:
     assert "C build failed" in line
     info = _run_from(wheel, tmp_path)
     assert all(f.endswith(".py") for f in info["files"]), info["files"]
+
+
+def test_setup_and_the_setup_script_compile_the_modules_this_test_checks() -> None:
+    """One list in three places (setup.py builds, scripts/setup rebuilds on a change, this test
+    guards): a module added to one and not the others would go stale or be missed."""
+    setup_py = (REPO / "setup.py").read_text()
+    setup_sh = (REPO / "scripts" / "setup").read_text()
+    compiled_list = setup_py.split("COMPILED = ", 1)[1].split("]")[0]
+    listed = re.findall(r"\"(tracker/[\w/]+\.py)\"", compiled_list)
+    assert sorted(listed) == sorted(COMPILED)
+    for path in COMPILED:
+        assert path in setup_sh, path
