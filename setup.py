@@ -1,10 +1,11 @@
 """Build hook: compile the sampler's pure core with mypyc, or fall back to pure Python.
 
 The metadata lives in pyproject.toml; this file only adds the compiled extensions (issue 17: the
-sampler's cost per fix on a Pi Zero). ``tracker/geo.py``, ``tracker/ride/geometry.py`` and
-``tracker/ride/sampler.py`` are compiled by mypyc into one shared library, for a wheel
-(``pip install .``, scripts/install-pi) and for the editable dev install (``pip install -e .``,
-scripts/setup) alike, so tests, demo and benchmarks run what a Pi runs.
+sampler's cost per fix and the service's CPU per epoch on a Pi Zero). The pure core on the path
+of every fix (``COMPILED``: the sampler with its geometry and ``geo``, and the NMEA decoder with
+its framing, sentence parsers and the fix filters) is compiled by mypyc into one shared library,
+for a wheel (``pip install .``, scripts/install-pi) and for the editable dev install (``pip
+install -e .``, scripts/setup) alike, so tests, demo and benchmarks run what a Pi runs.
 
 The compiled modules must give the same floats as CPython, bit for bit (the outbox, the
 equivalence digest and crash recovery compare them). CPython rounds every ``a * b + c`` twice;
@@ -15,7 +16,7 @@ relaxes IEEE semantics (no -ffast-math, no -Ofast).
 Fallback: ``TRACKER_PURE_PYTHON=1``, no mypyc, or a failed compile (no C compiler, no Python
 headers) installs pure Python, with one warning line; the package behaves the same, slower.
 
-A small generated file, ``tracker/_native_build.json``, records the sha256 of the three sources
+A small generated file, ``tracker/_native_build.json``, records the sha256 of the sources
 the compiled modules were built from; tests/unit/test_native_build.py fails when the .py beside
 a loaded .so has changed since (an editable install's .so shadows later edits of the .py).
 """
@@ -35,7 +36,17 @@ from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-COMPILED = ["tracker/geo.py", "tracker/ride/geometry.py", "tracker/ride/sampler.py"]
+COMPILED = [
+    "tracker/geo.py",
+    "tracker/ride/geometry.py",
+    "tracker/ride/sampler.py",
+    # the per-epoch GPS path (issue 17: the 1 Hz and 10 Hz budgets): NMEA framing, sentence
+    # parsing, epoch assembly and the fix filters
+    "tracker/gps/nmea/framing.py",
+    "tracker/gps/nmea/sentences.py",
+    "tracker/gps/nmea/decoder.py",
+    "tracker/gps/filters.py",
+]
 # The shared library holding the three modules' code (the .so next to each .py is a shim).
 # Top level, where mypyc expects it (it derives the modules' __file__ from its place).
 GROUP = "tracker_native"

@@ -17,9 +17,9 @@ two readers run in one event loop:
   service takes (SerialSource with baud auto-detection, FixDecoder with end-of-cycle detection,
   FixStream's quiet-line rule);
 * **old**: the same SerialSource and FixStream, but the decoder never learns a cycle's last
-  sentence (:class:`NextEpochDecoder` makes ``_learn`` a no-op, so no epoch closes on an
-  ender) and the source reports no ``quiet_gap_s`` (so the quiet-line rule never fires): an
-  epoch closes only when the next epoch's first timed sentence arrives, or at end of input,
+  sentence (``FixDecoder(learn_cycle_end=False)``, so no epoch closes on an ender) and the
+  source reports no ``quiet_gap_s`` (so the quiet-line rule never fires): an epoch closes only
+  when the next epoch's first timed sentence arrives, or at end of input,
   which is the rule before end-of-cycle detection.
 
 FakeReceiver records ``time.monotonic()`` just before the writes of each epoch's first and
@@ -55,7 +55,6 @@ from tracker.config import FilterSettings, GpsSettings  # noqa: E402
 from tracker.gps.fake import FakeReceiver  # noqa: E402
 from tracker.gps.filters import FixFilter  # noqa: E402
 from tracker.gps.nmea import FixDecoder  # noqa: E402
-from tracker.gps.nmea.decoder import _Epoch  # noqa: E402
 from tracker.gps.nmea.pacing import epochs, line_time_ms  # noqa: E402
 from tracker.gps.replay import iter_log_lines  # noqa: E402
 from tracker.gps.serial import SerialSource  # noqa: E402
@@ -70,14 +69,6 @@ LOGS = {
 }
 DAY_MS = 86_400_000
 SETTLE_S = 1.5  # after the last epoch is written: time for the readers' last fixes
-
-
-class NextEpochDecoder(FixDecoder):
-    """The old rule: never learn a cycle's last sentence, so an epoch closes only when the next
-    one begins (or at end of input / a break)."""
-
-    def _learn(self, previous: _Epoch | None) -> None:
-        return
 
 
 class NoQuietSource:
@@ -181,7 +172,9 @@ async def measure(path: Path, count: int, rate_hz: float) -> tuple[Run, Run, int
         old = FixStream(
             NoQuietSource(SerialSource(gps_old.device, gps_old.baud)),
             FixFilter(filters.max_hdop, filters.max_speed_mps),
-            decoder=NextEpochDecoder(rollover_floor=configured_rollover_floor(gps_old)),
+            decoder=FixDecoder(
+                rollover_floor=configured_rollover_floor(gps_old), learn_cycle_end=False
+            ),
         )
         tasks = [
             asyncio.create_task(read_arrivals(new, arrivals_new)),

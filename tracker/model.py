@@ -40,6 +40,32 @@ class Fix:
     sats: int | None = None
     hdop: float | None = None
 
+    def _key(self) -> tuple[object, ...]:
+        # An epoch without a position has NaN coordinates, and NaN never equals itself: with
+        # the generated __eq__ two such epochs compared equal only when they happened to share
+        # one NaN object (the interpreted decoder used one constant; the compiled one makes a
+        # new float per fix). Equality means "the same fields", NaN included.
+        return (
+            self.time,
+            self.unix,
+            None if self.lat != self.lat else self.lat,
+            None if self.lon != self.lon else self.lon,
+            self.mode,
+            self.alt_msl,
+            self.speed_mps,
+            self.course_deg,
+            self.sats,
+            self.hdop,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Fix):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
 
 @dataclass(frozen=True, slots=True)
 class Point:

@@ -1,7 +1,8 @@
-"""The compiled sampler (mypyc, setup.py) gives exactly what its pure-Python source gives.
+"""The compiled core (mypyc, setup.py) gives exactly what its pure-Python source gives.
 
-The installed ``tracker.geo``, ``tracker.ride.geometry`` and ``tracker.ride.sampler`` are the
-compiled ones when the install compiled them; their ``.py`` sources are loaded here again as
+The installed ``tracker.geo``, ``tracker.ride.geometry``, ``tracker.ride.sampler`` and the NMEA
+decoder with its framing, sentence parsers and fix filters are the compiled ones when the install
+compiled them; their ``.py`` sources are loaded here again as
 separate, interpreted modules. Both must agree to the last bit (``repr`` of every float) on
 chains of disk clips and on whole rides, snapshots included: a C compiler that fused
 ``a * b + c`` into an FMA, or a mypyc semantics gap, shows up here. Skipped on a pure install.
@@ -20,6 +21,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tracker.geo
+import tracker.gps.filters
+import tracker.gps.nmea.decoder
+import tracker.gps.nmea.framing
+import tracker.gps.nmea.sentences
 import tracker.ride.geometry
 import tracker.ride.sampler
 from tests.property.test_sampler_properties import rides
@@ -30,8 +35,20 @@ SOURCES = {
     "tracker.geo": "_pure_geo",
     "tracker.ride.geometry": "_pure_geometry",
     "tracker.ride.sampler": "_pure_sampler",
+    "tracker.gps.nmea.framing": "_pure_framing",
+    "tracker.gps.nmea.sentences": "_pure_sentences",
+    "tracker.gps.nmea.decoder": "_pure_decoder",
+    "tracker.gps.filters": "_pure_filters",
 }
-NATIVE = (tracker.geo, tracker.ride.geometry, tracker.ride.sampler)
+NATIVE = (
+    tracker.geo,
+    tracker.ride.geometry,
+    tracker.ride.sampler,
+    tracker.gps.nmea.framing,
+    tracker.gps.nmea.sentences,
+    tracker.gps.nmea.decoder,
+    tracker.gps.filters,
+)
 
 
 def is_compiled(module: ModuleType) -> bool:
@@ -74,6 +91,8 @@ def test_the_pure_copies_are_interpreted() -> None:
     assert type(tracker.ride.geometry.clip_disk).__name__ == "builtin_function_or_method"
     assert not hasattr(tracker.ride.sampler.Sampler.feed, "__code__")
     assert hasattr(PURE["tracker.ride.sampler"].Sampler.feed, "__code__")
+    assert not hasattr(tracker.gps.nmea.decoder.FixDecoder.feed, "__code__")
+    assert hasattr(PURE["tracker.gps.nmea.decoder"].FixDecoder.feed, "__code__")
 
 
 def _outcome(fn: Any, *args: Any) -> str:
@@ -184,3 +203,67 @@ def test_a_snapshot_moves_between_the_implementations() -> None:
         out_n.append(repr(native2.feed(f)))
     assert out_n[150:] == out_p
     assert repr(native2.flush()) == repr(pure.flush())
+
+
+def _decoded(package: dict[str, ModuleType], data: bytes, chunk: int) -> list[str]:
+    """Every fix of ``data`` fed in ``chunk``-byte pieces, each filter verdict, and the
+    decoder's counters, as text."""
+    decoder = package["tracker.gps.nmea.decoder"].FixDecoder()
+    filt = package["tracker.gps.filters"].FixFilter(5.0, 70.0)
+    seen: list[str] = []
+    for i in range(0, len(data), chunk):
+        for fix in decoder.feed(data[i : i + chunk]):
+            seen.append(repr(fix))
+            seen.append(repr(filt.accept(fix)))
+    seen += [repr(fix) for fix in decoder.flush()]
+    seen.append(repr(decoder.stats))
+    seen.append(repr(filt.as_dict()))
+    return seen
+
+
+NATIVE_GPS = {
+    "tracker.gps.nmea.decoder": tracker.gps.nmea.decoder,
+    "tracker.gps.filters": tracker.gps.filters,
+}
+
+
+def test_every_shared_log_decodes_identically() -> None:
+    from tests.conftest import SHARED_DATA
+
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"no shared recordings at {SHARED_DATA} (the property test below still runs)")
+    logs = sorted(
+        p for p in SHARED_DATA.rglob("*") if p.is_file() and p.suffix not in (".chk", ".md")
+    )
+    assert logs
+    for log in logs:
+        data = log.read_bytes()
+        assert _decoded(NATIVE_GPS, data, 256) == _decoded(PURE, data, 256), log.name
+
+
+_SENTENCES = [
+    b"$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47\r\n",
+    b"$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W*6A\r\n",
+    b"$GPGSA,A,3,04,05,,09,12,,,24,,,,,2.5,1.3,2.1*39\r\n",
+    b"$GPVTG,054.7,T,034.4,M,005.5,N,010.2,K*48\r\n",
+    b"$GPZDA,201530.00,04,07,2002,00,00*60\r\n",
+]
+
+
+@settings(max_examples=150)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(_SENTENCES),
+            st.binary(max_size=40),
+            st.sampled_from(_SENTENCES).flatmap(
+                lambda s: st.integers(0, len(s) - 1).map(lambda i: s[:i] + b"9" + s[i + 1 :])
+            ),
+        ),
+        max_size=40,
+    ),
+    st.integers(1, 97),
+)
+def test_garbled_nmea_decodes_identically(pieces: list[bytes], chunk: int) -> None:
+    data = b"".join(pieces)
+    assert _decoded(NATIVE_GPS, data, chunk) == _decoded(PURE, data, chunk)

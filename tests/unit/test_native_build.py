@@ -26,6 +26,10 @@ import pytest
 
 import tracker
 import tracker.geo
+import tracker.gps.filters
+import tracker.gps.nmea.decoder
+import tracker.gps.nmea.framing
+import tracker.gps.nmea.sentences
 import tracker.ride.geometry
 import tracker.ride.sampler
 
@@ -34,6 +38,10 @@ COMPILED = {
     "tracker/geo.py": tracker.geo,
     "tracker/ride/geometry.py": tracker.ride.geometry,
     "tracker/ride/sampler.py": tracker.ride.sampler,
+    "tracker/gps/nmea/framing.py": tracker.gps.nmea.framing,
+    "tracker/gps/nmea/sentences.py": tracker.gps.nmea.sentences,
+    "tracker/gps/nmea/decoder.py": tracker.gps.nmea.decoder,
+    "tracker/gps/filters.py": tracker.gps.filters,
 }
 RECORD = Path(tracker.__file__).parent / "_native_build.json"
 
@@ -155,7 +163,7 @@ def test_a_wheel_carries_the_compiled_sampler_built_without_fma(tmp_path: Path) 
         pytest.skip(reason)
     wheel, output = _wheel(tmp_path)
     names = wheel.namelist()
-    for stem in ("tracker/geo", "tracker/ride/geometry", "tracker/ride/sampler"):
+    for stem in (path.removesuffix(".py") for path in COMPILED):
         assert any(n.startswith(stem + ".") and n.endswith(".so") for n in names), stem
         assert f"{stem}.py" in names  # the source ships too (tracebacks, the equivalence test)
     assert any(n.startswith("tracker_native__mypyc.") for n in names)

@@ -153,6 +153,7 @@ class FixDecoder:
         engine: Engine = "fast",
         rollover_floor: date | None = None,
         max_held: int = 3600,
+        learn_cycle_end: bool = True,
     ) -> None:
         self.stats = DecoderStats()
         self._framer = Framer(FIX_TYPES, self.stats)
@@ -178,6 +179,9 @@ class FixDecoder:
         self._ender_need = ENDER_CONFIRM
         self._early: _Epoch | None = None  # closed early, and no newer epoch begun since
         self._early_on_quiet = False
+        # False: the rule before end-of-cycle detection (an epoch closes when the next begins),
+        # the baseline benchmarks/gps_latency.py measures against.
+        self._learn_cycle_end = learn_cycle_end
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -288,7 +292,7 @@ class FixDecoder:
 
     def _learn(self, previous: _Epoch | None) -> None:
         """A new epoch begins: the previous one's last sentence is a cycle-ender candidate."""
-        if previous is None or previous.last is None:
+        if previous is None or previous.last is None or not self._learn_cycle_end:
             return
         if previous.last == self._ender:
             self._ender_seen += 1
