@@ -170,7 +170,7 @@ async def test_press_and_hold_sequence_drives_start_stop_and_safe_shutdown(
             await done.wait()
         assert log == expected
 
-    hw._button.hold_time = 0.05  # a long press without a 3 s wait in the test
+    hw._router.hold_time_s = 0.05  # a long press without a 3 s wait in the test
     pin = Device.pin_factory.pin(17)
     done.clear()
     pin.drive_low()
@@ -189,7 +189,7 @@ def test_a_hold_that_races_with_the_release_is_dropped() -> None:
         router = _PressRouter(loop)
         router.pressed()
         router.released()
-        router.held()  # gpiozero's hold thread woke just as the button came up
+        router.held()  # the hold timer fired just as the button came up
         assert router.counts == {"short": 1, "long": 0}
         router.pressed()
         router.held()
@@ -207,7 +207,7 @@ def test_button_uses_pull_up_and_gpiozero_debounce(mock_factory: MockFactory) ->
     pin = Device.pin_factory.pin(5)
     assert pin.pull == "up"
     assert pin.bounce == pytest.approx(0.05)  # the pin driver debounces (lgpio: in the kernel)
-    assert hw._button.hold_time == 30.0
+    assert hw._router.hold_time_s == 30.0
     hw.close()
 
 
@@ -232,7 +232,7 @@ async def test_a_button_held_at_start_up_counts_when_released(mock_factory: Mock
     held = mock_factory.pin(17, pin_class=HeldDownPin)
     held.drive_low()
     hw = _open()
-    assert hw._button.is_pressed
+    assert hw._button.is_active  # pressed (pulled low)
     rec = Recorder()
     hw.on_short_press(rec.make("short"))
     mock_factory.pin(17).drive_high()
@@ -342,3 +342,23 @@ def test_button_disabled_still_gives_leds(mock_factory: MockFactory) -> None:
         GpioSettings(), ButtonSettings(enabled=False), LedSettings(enabled=False)
     )
     assert both_off is None
+
+
+async def test_an_idle_button_runs_no_thread_and_a_press_one_timer(
+    mock_factory: MockFactory,
+) -> None:
+    # gpiozero's Button runs a HoldThread that wakes ten times a second for ever (1.3 ms of CPU
+    # a second measured): the button here is edge callbacks only, plus one waiting timer
+    # while it is held.
+    before = set(threading.enumerate())
+    hw = _open(hold_time_s=30.0)
+    assert [t.name for t in threading.enumerate() if t not in before] == []
+    pin = Device.pin_factory.pin(17)
+    pin.drive_low()
+    held = [t for t in threading.enumerate() if t not in before]
+    assert [t.name for t in held] == ["tracker-button-hold"]
+    pin.drive_high()
+    held[0].join(timeout=SAFETY_S)
+    assert not held[0].is_alive()  # the release cancelled it
+    assert [t.name for t in threading.enumerate() if t not in before] == []
+    hw.close()
