@@ -68,12 +68,11 @@ def test_the_documented_rhythms() -> None:
     flat = [x for step in status_pattern(DeviceState.LOGIN_NEEDED).steps() for x in step]
     assert flat == pytest.approx([1.0, 0.15, 0.0, 0.15, 1.0, 0.15, 0.0, 0.15 + 1.2])
     assert status_pattern(DeviceState.ERROR).period_s == pytest.approx(0.2)
-    breathing = status_pattern(DeviceState.RECORDING_LIVE)
-    levels = [level for level, _ in breathing.steps()]
-    assert levels[0] == 0.0
-    assert max(levels) == 1.0
-    assert len(levels) > 40
-    assert breathing.for_plain_led().steps() == ((1.0, 1.0), (0.0, 1.0))
+    pulse = status_pattern(DeviceState.RECORDING_LIVE)
+    # Two levels, each held a second: one change a second, no 25 Hz fade (issue 17).
+    assert pulse.steps() == ((1.0, 1.0), (0.15, 1.0))
+    assert not pulse.is_simple_blink  # blink() has no dim level: tracker's player plays it
+    assert pulse.for_plain_led().steps() == ((1.0, 1.0), (0.0, 1.0))
 
 
 def test_link_led() -> None:
@@ -88,6 +87,8 @@ def test_bad_patterns_are_refused() -> None:
         LedPattern("x", on_s=-1.0)
     with pytest.raises(ValueError, match="flashes"):
         LedPattern("x", on_s=1.0, flashes=0)
+    with pytest.raises(ValueError, match="low"):
+        LedPattern("x", on_s=1.0, off_s=1.0, low=1.0)
 
 
 def test_docs_show_every_pattern() -> None:

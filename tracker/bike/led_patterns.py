@@ -14,15 +14,18 @@ LOGIN_NEEDED        double flash, then 1.2 s dark                  run ``tracker
 NO_RECEIVER         short blip every 2 s (0.1 s on / 1.9 s off)    plug in / check the receiver
 SEARCHING           even blink, 0.5 s on / 0.5 s off               wait under open sky
 IDLE_FIX            steady on                                      press the button to start
-RECORDING_LIVE      slow breathing (1 s fade in, 1 s fade out)     riding, everything uploaded
+RECORDING_LIVE      soft pulse, 1 s bright / 1 s dim              riding, everything uploaded
 RECORDING_OFFLINE   long on, short dark (1.5 s on / 0.5 s off)     riding, points kept offline
 =================== ============================================= ==============================
 
 Link LED (optional second LED): steady on while recording and uploaded, slow blink (0.25 s on /
 1.75 s off) while recording with points waiting for the network, off otherwise.
 
-On a pin without PWM half of a fade's time is shown as on and half as off, so breathing becomes a
-1 s on / 1 s off blink: still different from every other row. After a long press asks for a
+On a pin without PWM a dim phase is dark and half of a fade's time is shown as on, half as off,
+so the soft pulse becomes a 1 s on / 1 s off blink: still different from every other row. The
+soft pulse replaced a breathing fade (issue 17): stepped at gpiozero's 25 levels a second it woke
+a thread 25 times a second for the whole ride, 4.4 ms of CPU a second here, more than recording
+the ride itself; two levels change once a second each. After a long press asks for a
 safe shutdown both LEDs go dark (no state is steady off), and the Pi's own green ACT LED shows
 the shutdown; unplug when it has stopped flashing.
 """
@@ -49,11 +52,14 @@ class LedPattern:
     fade_out_s: float = 0.0
     flashes: int = 1
     pause_s: float = 0.0
+    low: float = 0.0  # the level of a flash's off part (0: dark; the pause is always dark)
 
     def __post_init__(self) -> None:
         times = (self.on_s, self.off_s, self.fade_in_s, self.fade_out_s, self.pause_s)
-        if any(t < 0 for t in times) or self.flashes < 1:
-            raise ValueError(f"LED pattern {self.name!r}: times must be >= 0, flashes >= 1")
+        if any(t < 0 for t in times) or self.flashes < 1 or not 0.0 <= self.low < 1.0:
+            raise ValueError(
+                f"LED pattern {self.name!r}: times must be >= 0, flashes >= 1, 0 <= low < 1"
+            )
 
     @property
     def steady_level(self) -> float | None:
@@ -65,7 +71,9 @@ class LedPattern:
     @property
     def is_simple_blink(self) -> bool:
         """True when gpiozero's own ``blink()`` can play it (one flash per period, no pause)."""
-        return self.steady_level is None and self.flashes == 1 and self.pause_s == 0
+        return (
+            self.steady_level is None and self.flashes == 1 and self.pause_s == 0 and self.low == 0
+        )
 
     @property
     def uses_fade(self) -> bool:
@@ -77,8 +85,9 @@ class LedPattern:
         return one * self.flashes + self.pause_s
 
     def for_plain_led(self) -> LedPattern:
-        """The same rhythm without PWM: half of the fade time counts as on, half as off."""
-        if not self.uses_fade:
+        """The same rhythm without PWM: a dim part is off, half of the fade time counts as on,
+        half as off."""
+        if not self.uses_fade and self.low == 0:
             return self
         half_fades = (self.fade_in_s + self.fade_out_s) / 2
         return LedPattern(
@@ -103,7 +112,7 @@ class LedPattern:
             if self.fade_out_s > 0:
                 n = max(1, int(fps * self.fade_out_s))
                 raw += [(1 - i / n, self.fade_out_s / n) for i in range(n)]
-            raw.append((0.0, self.off_s))
+            raw.append((self.low, self.off_s))
         raw.append((0.0, self.pause_s))
         merged: list[tuple[float, float]] = []
         for level, seconds in raw:
@@ -127,7 +136,7 @@ STATUS_PATTERNS: dict[DeviceState, LedPattern] = {
     DeviceState.NO_RECEIVER: LedPattern("short blip", on_s=0.1, off_s=1.9),
     DeviceState.SEARCHING: LedPattern("even blink", on_s=0.5, off_s=0.5),
     DeviceState.IDLE_FIX: STEADY,
-    DeviceState.RECORDING_LIVE: LedPattern("breathing", on_s=0.0, fade_in_s=1.0, fade_out_s=1.0),
+    DeviceState.RECORDING_LIVE: LedPattern("soft pulse", on_s=1.0, off_s=1.0, low=0.15),
     DeviceState.RECORDING_OFFLINE: LedPattern("long on, short dark", on_s=1.5, off_s=0.5),
 }
 
