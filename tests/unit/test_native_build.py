@@ -206,12 +206,7 @@ def _pure_points() -> list[object]:
 
 def test_tracker_pure_python_builds_a_pure_wheel_that_works(tmp_path: Path) -> None:
     wheel, output = _wheel(tmp_path, TRACKER_PURE_PYTHON="1")
-    assert not [n for n in wheel.namelist() if n.endswith((".so", ".pyd"))]
-    assert "tracker/_native_build.json" not in wheel.namelist()
-    (line,) = _warnings(output)
-    assert "TRACKER_PURE_PYTHON" in line
-    info = _run_from(wheel, tmp_path)
-    assert all(f.endswith(".py") for f in info["files"]), info["files"]
+    info = _assert_pure_wheel_that_runs(wheel, output, tmp_path, says="TRACKER_PURE_PYTHON")
     assert info["points"] == repr(_pure_points())
 
 
@@ -226,12 +221,21 @@ def test_a_failing_c_compiler_falls_back_to_pure_python(tmp_path: Path) -> None:
     except ImportError:
         pytest.skip("mypyc is not installed: the build never reaches the compiler")
     wheel, output = _wheel(tmp_path, CC="false")
+    _assert_pure_wheel_that_runs(wheel, output, tmp_path, says="C build failed")
+
+
+def _assert_pure_wheel_that_runs(
+    wheel: zipfile.ZipFile, output: str, tmp_path: Path, *, says: str
+) -> dict[str, str]:
+    """No compiled file in the wheel, one warning line saying ``says``, and the installed
+    modules are the .py files; what the wheel's sampler gave (``_run_from``)."""
     assert not [n for n in wheel.namelist() if n.endswith((".so", ".pyd"))]
     assert "tracker/_native_build.json" not in wheel.namelist()
     (line,) = _warnings(output)
-    assert "C build failed" in line
+    assert says in line
     info = _run_from(wheel, tmp_path)
     assert all(f.endswith(".py") for f in info["files"]), info["files"]
+    return info
 
 
 def test_setup_and_the_setup_script_compile_the_modules_this_test_checks() -> None:
