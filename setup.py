@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ COMPILED = [
     "tracker/gps/nmea/decoder.py",
     "tracker/gps/filters.py",
 ]
-# The shared library holding the three modules' code (the .so next to each .py is a shim).
+# The shared library holding the compiled modules' code (the .so next to each .py is a shim).
 # Top level, where mypyc expects it (it derives the modules' __file__ from its place).
 GROUP = "tracker_native"
 RECORD = "tracker/_native_build.json"
@@ -64,32 +65,27 @@ def source_hashes(base: Path) -> dict[str, str]:
     return {p: hashlib.sha256((base / p).read_bytes()).hexdigest() for p in COMPILED}
 
 
-def stale_outputs(base: Path) -> list[Path]:
-    """Compiled files an earlier in-place (editable) build left in the source tree."""
-    found: list[Path] = []
-    for src in COMPILED:
-        stem = str(base / src)[: -len(".py")]
-        found += [Path(p) for p in glob.glob(f"{stem}.*.so") + glob.glob(f"{stem}.*.pyd")]
-    found += [Path(p) for p in glob.glob(str(base / f"{GROUP.replace('.', '/')}__mypyc.*"))]
-    if (base / RECORD).exists():
-        found.append(base / RECORD)
-    return found
-
-
-def orphans(base: Path, keep: list[str]) -> list[Path]:
-    """Compiled module files under ``base/tracker`` whose source is not in ``keep``: left by an
-    earlier build that compiled a module this one does not (the package has no other native
-    extensions). In an editable install such a file would shadow its .py, or fail to import."""
+def stale_outputs(base: Path, keep: Sequence[str] = ()) -> list[Path]:
+    """Compiled files under ``base`` that this build does not make: module files under
+    ``base/tracker`` whose source is not in ``keep`` (an earlier build compiled a module this one
+    does not: in an editable install such a file would shadow its .py, or fail to import; the
+    package has no other native extensions) and, for a pure build (nothing kept), the shared
+    library and the source record."""
     stems = {src[: -len(".py")] for src in keep}
-    return [
+    found = [
         p
         for p in (base / "tracker").rglob("*")
         if p.suffix in (".so", ".pyd") and p.relative_to(base).as_posix().split(".")[0] not in stems
     ]
+    if not keep:
+        found += [Path(p) for p in glob.glob(str(base / f"{GROUP.replace('.', '/')}__mypyc.*"))]
+        if (base / RECORD).exists():
+            found.append(base / RECORD)
+    return found
 
 
-def remove_stale(base: Path) -> None:
-    for path in stale_outputs(base):
+def remove_stale(base: Path, keep: Sequence[str] = ()) -> None:
+    for path in stale_outputs(base, keep):
         path.unlink(missing_ok=True)
 
 
@@ -119,19 +115,15 @@ def native_extensions() -> list[Any]:
 
 
 class BuildPy(build_py):
-    """A pure build removes what an earlier compiled one left: the .so files in the tree (an
-    editable install) and in build/lib (which a wheel would otherwise pack again)."""
+    """A build removes what an earlier one left and this one does not make: the .so files in
+    the tree (an editable install) and in build/lib (which a wheel would otherwise pack again)
+    of modules it does not compile, and for a pure build the shared library and record too."""
 
     def run(self) -> None:
         keep = COMPILED if self.distribution.ext_modules else []
-        editable = getattr(self, "editable_mode", False)
-        for base in [Path(self.build_lib), *([ROOT] if editable else [])]:
-            for path in orphans(base, keep):
-                path.unlink(missing_ok=True)
-        if not self.distribution.ext_modules:
-            remove_stale(Path(self.build_lib))
-            if getattr(self, "editable_mode", False):
-                remove_stale(ROOT)
+        remove_stale(Path(self.build_lib), keep)
+        if getattr(self, "editable_mode", False):
+            remove_stale(ROOT, keep)
         super().run()
 
 
