@@ -277,6 +277,9 @@ class Outbox:
             batch = self._take_batch()
             if not batch.has_work():
                 return
+            if self.storage_error is not None and not self._memory.may_retry_disk():
+                self._keep_in_memory(batch, durable=False)
+                return
             self._in_flight = batch
             # Once a batch is off the stage it must reach the disk (or the memory copy) even if
             # this commit is cancelled mid-write, as a clean shutdown cancels the commit task:
@@ -297,12 +300,6 @@ class Outbox:
         """Start writing ``batch`` (in the worker thread); its outcome is taken in the loop by
         the returned future's first done-callback, before anyone awaiting it resumes."""
         loop = asyncio.get_running_loop()
-        if self.storage_error is not None and not self._memory.may_retry_disk():
-            self._in_flight = None
-            self._keep_in_memory(batch, durable=False)
-            skipped: asyncio.Future[None] = loop.create_future()
-            skipped.set_result(None)
-            return skipped
         write = loop.run_in_executor(self._executor, self._db.write, batch)
         write.add_done_callback(functools.partial(self._written, batch))
         return write
