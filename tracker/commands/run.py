@@ -6,6 +6,8 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # `tracker run --help` needs no settings
+    import asyncio
+
     from tracker.config import Settings
     from tracker.engine.service import Service
 
@@ -34,7 +36,7 @@ async def _serve(service: Service) -> None:
         ready.cancel()
 
 
-def _freeze_startup_heap(ready: object) -> None:
+def _freeze_startup_heap(ready: asyncio.Future[None]) -> None:
     """Once the service is up, what is alive (modules, classes, settings: most of the heap) stays
     alive until exit: move it out of the cyclic collector's sight (``gc.freeze``), after one
     collection so no garbage is kept with it. A collection then walks only what the ride made
@@ -43,7 +45,7 @@ def _freeze_startup_heap(ready: object) -> None:
     in ``Service.run``, which tests run many times in one process)."""
     import gc
 
-    if getattr(ready, "cancelled", lambda: False)():
+    if ready.cancelled():  # the service stopped before it was up
         return
     gc.collect()
     gc.freeze()

@@ -240,7 +240,8 @@ class Recorder:
 
     def commit_within(self, seconds: float) -> None:
         """Make sure a group commit happens at most ``seconds`` from now (staging calls this
-        with ``commit_interval_s``; it only ever brings the due time forward)."""
+        with what is left of ``commit_interval_s`` since the last commit began, often 0; it
+        only ever brings the due time forward)."""
         due = self._now() + seconds
         if self._commit_due is None or due < self._commit_due:
             self._commit_due = due
