@@ -63,12 +63,13 @@ def test_steps_cover_one_period_with_valid_levels(pattern: LedPattern) -> None:
 
 
 def test_the_documented_rhythms() -> None:
-    assert STATUS_PATTERNS[DeviceState.IDLE_FIX].steady_level == 1.0
+    # Riding live, the state of the ride's hours, wakes nothing (issue 17).
+    assert STATUS_PATTERNS[DeviceState.RECORDING_LIVE].steady_level == 1.0
     assert status_pattern(DeviceState.SEARCHING).steps() == ((1.0, 0.5), (0.0, 0.5))
     flat = [x for step in status_pattern(DeviceState.LOGIN_NEEDED).steps() for x in step]
     assert flat == pytest.approx([1.0, 0.15, 0.0, 0.15, 1.0, 0.15, 0.0, 0.15 + 1.2])
     assert status_pattern(DeviceState.ERROR).period_s == pytest.approx(0.2)
-    pulse = status_pattern(DeviceState.RECORDING_LIVE)
+    pulse = status_pattern(DeviceState.IDLE_FIX)
     # Two levels, each held a second: one change a second, no 25 Hz fade (issue 17).
     assert pulse.steps() == ((1.0, 1.0), (0.15, 1.0))
     assert not pulse.is_simple_blink  # blink() has no dim level: tracker's player plays it
@@ -210,7 +211,7 @@ async def test_plain_leds_without_pwm_play_the_plain_rhythm() -> None:
         hw = _hardware(time_scale=0.02)
         assert not hw.pwm
         pin = Device.pin_factory.pin(27)
-        for state in (DeviceState.RECORDING_LIVE, DeviceState.LOGIN_NEEDED):
+        for state in (DeviceState.IDLE_FIX, DeviceState.LOGIN_NEEDED):
             pin.clear_states()
             start = float(pin.state)
             hw.show(state)

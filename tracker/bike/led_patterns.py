@@ -13,8 +13,8 @@ ERROR               fast flicker, 0.1 s on / 0.1 s off            look at ``jour
 LOGIN_NEEDED        double flash, then 1.2 s dark                  run ``tracker login``
 NO_RECEIVER         short blip every 2 s (0.1 s on / 1.9 s off)    plug in / check the receiver
 SEARCHING           even blink, 0.5 s on / 0.5 s off               wait under open sky
-IDLE_FIX            steady on                                      press the button to start
-RECORDING_LIVE      soft pulse, 1 s bright / 1 s dim              riding, everything uploaded
+IDLE_FIX            soft pulse, 1 s bright / 1 s dim              press the button to start
+RECORDING_LIVE      steady on                                      riding, everything uploaded
 RECORDING_OFFLINE   long on, short dark (1.5 s on / 0.5 s off)     riding, points kept offline
 =================== ============================================= ==============================
 
@@ -23,9 +23,11 @@ Link LED (optional second LED): steady on while recording and uploaded, slow bli
 
 On a pin without PWM a dim phase is dark and half of a fade's time is shown as on, half as off,
 so the soft pulse becomes a 1 s on / 1 s off blink: still different from every other row. The
-soft pulse replaced a breathing fade (issue 17): stepped at gpiozero's 25 levels a second it woke
-a thread 25 times a second for the whole ride, 4.4 ms of CPU a second here, more than recording
-the ride itself; two levels change once a second each. After a long press asks for a
+state a ride spends its hours in, recording live, is the one that costs nothing: steady, no
+thread wakes for it (issue 17). It used to be a breathing fade, stepped at gpiozero's 25 levels
+a second: a thread woke 25 times a second for the whole ride, 4.4 ms of CPU a second here, more
+than recording the ride itself; then a soft pulse, still a wake-up and 0.18 ms every second.
+Waiting with a fix, before the start, is the one that pulses now. After a long press asks for a
 safe shutdown both LEDs go dark (no state is steady off), and the Pi's own green ACT LED shows
 the shutdown; unplug when it has stopped flashing.
 """
@@ -135,8 +137,8 @@ STATUS_PATTERNS: dict[DeviceState, LedPattern] = {
     ),
     DeviceState.NO_RECEIVER: LedPattern("short blip", on_s=0.1, off_s=1.9),
     DeviceState.SEARCHING: LedPattern("even blink", on_s=0.5, off_s=0.5),
-    DeviceState.IDLE_FIX: STEADY,
-    DeviceState.RECORDING_LIVE: LedPattern("soft pulse", on_s=1.0, off_s=1.0, low=0.15),
+    DeviceState.IDLE_FIX: LedPattern("soft pulse", on_s=1.0, off_s=1.0, low=0.15),
+    DeviceState.RECORDING_LIVE: STEADY,
     DeviceState.RECORDING_OFFLINE: LedPattern("long on, short dark", on_s=1.5, off_s=0.5),
 }
 
