@@ -130,6 +130,7 @@ class Service:
         self._ready = asyncio.Event()
         self._started_mono = self.monotonic()
         self._requests_seen = 0
+        self._uplink_seen: tuple[object, ...] | None = None  # what the last step left
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -271,14 +272,30 @@ class Service:
 
     async def _uplink_sleep(self, seconds: float) -> None:
         """The uplink's sleep. It sleeps after each step, when what the step changed (the link,
-        the login, points confirmed, the storage) has settled: the LEDs look again then, and a
-        request counted on a failure is committed even when nothing else is staged."""
-        self._state_changed()
+        the login, points confirmed, the storage) has settled: the LEDs look again then if any
+        of that did change (an idle step every batch_interval_s changes nothing, and a look
+        builds the whole status), and a request counted on a failure is committed even when
+        nothing else is staged."""
+        outcome = self._uplink_outcome()
+        if outcome != self._uplink_seen:
+            self._uplink_seen = outcome
+            self._state_changed()
         uplink = self.uplink
         if uplink is not None and uplink.status.requests != self._requests_seen:
             self._requests_seen = uplink.status.requests
             self.recorder.commit_within(self.commit_interval_s)
         await asyncio.sleep(seconds)
+
+    def _uplink_outcome(self) -> tuple[object, ...]:
+        """What an uplink step can change among the inputs of the device state."""
+        link, client, outbox = self.uplink.status if self.uplink else None, self.client, self.outbox
+        return (
+            (link.state, link.requests, link.failures) if link is not None else None,
+            client.login_needed if client is not None else None,
+            outbox.storage_error,
+            outbox.pending_count(),
+            tuple(rec.activity.state for rec in outbox.activities()),
+        )
 
     # ------------------------------------------------------------------ tasks
 
