@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import tty
 from pathlib import Path
 
 from tests.conftest import shared_file
@@ -24,6 +25,7 @@ from tracker.gps.filters import FixFilter
 from tracker.gps.nmea.pacing import epochs
 from tracker.gps.pipe import PipeSource
 from tracker.gps.replay import iter_log_lines, read_fixes
+from tracker.gps.serial import SerialSource
 from tracker.gps.stream import FixStream
 from tracker.gps.tpv import fix_to_tpv
 
@@ -125,16 +127,13 @@ async def test_fix_stream_closes_epochs_on_a_quiet_line_and_flushes_at_a_stop() 
                 fix, reason = await anext(verdicts)
                 assert fix == reference[index]
                 assert reason == offline.accept(reference[index])
-            # The first sentence of an epoch, then at once the stop: the bytes were read but
-            # not decoded yet (the iterating task has not run); they make the epoch's fix.
+            # The first sentence of an epoch, then at once the stop: the line has not gone
+            # quiet, the epoch is still being assembled; the stop closes it with its fix.
             half = bursts[6][: bursts[6].index(b"\n") + 1]
             os.write(write_end, half)
-            queue = stream._queue
-            assert queue is not None
-            # Until the reading task has read the pipe (a real descriptor: no event to await).
-            while queue.empty():  # noqa: ASYNC110
+            reading = asyncio.ensure_future(anext(verdicts))
+            while not stream.decoder.pending:  # noqa: ASYNC110  # read and decoded (a pipe)
                 await asyncio.sleep(0.001)
-            assert not stream.decoder.pending  # read, not decoded
             flushed = stream.flush_pending()
             assert stream.epochs == 7
             assert stream.last_epoch is not None
@@ -142,9 +141,52 @@ async def test_fix_stream_closes_epochs_on_a_quiet_line_and_flushes_at_a_stop() 
             assert len(flushed) == (offline.accept(stream.last_epoch) is None)
             # The iterator goes on with the next epoch; the flushed one is not repeated.
             os.write(write_end, bursts[7])
-            fix, _ = await anext(verdicts)
+            fix, _ = await reading
             assert fix == reference[7]
     finally:
         await verdicts.aclose()
         os.close(write_end)
         os.close(read_end)
+
+
+async def test_a_stop_takes_the_bytes_the_serial_reader_read_ahead() -> None:
+    """A serial port is read in the loop's readable callback, ahead of the iterator: bytes that
+    reached the tracker but were not decoded yet when the stop came are in the stopped ride."""
+    path = shared_file(*ONE_HZ)
+    reference, _ = read_fixes(path)
+    offline = FixFilter(10.0, 50.0)
+    bursts = [b"".join(b.lines) for b in epochs(iter_log_lines(path)) if b.timed]
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    source = SerialSource(os.ttyname(slave), 9600)
+    stream = FixStream(source, FixFilter(10.0, 50.0))
+    verdicts = stream.verdicts()
+    try:
+        async with asyncio.timeout(LINE_TIMEOUT_S):
+            first = asyncio.ensure_future(anext(verdicts))
+            while not source.present:  # noqa: ASYNC110  # open (pyserial drops what came before)
+                await asyncio.sleep(0.001)
+            for index in range(6):
+                os.write(master, bursts[index])
+                fix, _ = await (first if index == 0 else anext(verdicts))
+                assert fix == reference[index]
+            # The iterator is not asked for more; the first sentence of the next epoch comes
+            # and the reader takes it off the port (a real descriptor: no event to await).
+            os.write(master, bursts[6][: bursts[6].index(b"\n") + 1])
+            while not source.unread_bytes:  # noqa: ASYNC110
+                await asyncio.sleep(0.001)
+            assert not stream.decoder.pending  # read, not decoded
+            flushed = stream.flush_pending()
+            assert source.unread_bytes == 0
+            assert stream.epochs == 7
+            assert stream.last_epoch is not None
+            assert stream.last_epoch.unix == reference[6].unix
+            assert len(flushed) == (offline.accept(stream.last_epoch) is None)
+            # The iterator goes on with the next epoch; the flushed one is not repeated.
+            os.write(master, bursts[7])
+            fix, _ = await anext(verdicts)
+            assert fix == reference[7]
+    finally:
+        await verdicts.aclose()
+        os.close(master)
+        os.close(slave)

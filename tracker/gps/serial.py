@@ -104,6 +104,7 @@ class SerialSource:
         self.disconnects = 0
         self.failed_attempts = 0  # connection attempts that found no receiver
         self._closed = False
+        self._reader: _Reader | None = None  # the port being read now
 
     @property
     def name(self) -> str:
@@ -159,6 +160,16 @@ class SerialSource:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def unread_bytes(self) -> int:
+        """How many bytes were read from the port ahead of the iterator (see take_unread)."""
+        return self._reader.buffered if self._reader is not None else 0
+
+    def take_unread(self) -> bytes:
+        """The bytes read from the port but not yet yielded (a stop takes them: see
+        :meth:`tracker.gps.stream.FixStream.flush_pending`); they will not be yielded."""
+        return self._reader.take() if self._reader is not None else b""
 
     async def aclose(self) -> None:
         self._closed = True
@@ -228,7 +239,7 @@ class SerialSource:
 
         With ``deadline`` (loop time) it simply stops then (baud probing).
         """
-        reader = _Reader(asyncio.get_running_loop(), fd)
+        reader = self._reader = _Reader(asyncio.get_running_loop(), fd)
         try:
             while True:
                 data = await reader.next(self.idle_timeout_s, deadline)
@@ -236,6 +247,7 @@ class SerialSource:
                     return
                 yield data
         finally:
+            self._reader = None
             reader.close()
 
 
@@ -332,6 +344,14 @@ class _Reader:
                 await waiter
             finally:
                 self._waiter = None
+        return self.take()
+
+    @property
+    def buffered(self) -> int:
+        return self._buffered
+
+    def take(self) -> bytes:
+        """The bytes read and not taken yet (maybe none); reading goes on if it had paused."""
         blocks = self._blocks
         data = blocks[0] if len(blocks) == 1 else b"".join(blocks)
         self._blocks = []

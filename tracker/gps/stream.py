@@ -41,18 +41,6 @@ USE_DEFAULT: Any = object()
 # After a quiet close that proved too early (a sentence of the epoch came after it), the gap
 # is doubled, up to this many times the source's own.
 MAX_QUIET_SCALE = 64.0
-_QUEUE_CHUNKS = 8  # read-ahead between the source and the decoder (back-pressure beyond)
-# What the reading task hands the decoding one: (arrival time on the loop clock, chunk), an
-# exception to re-raise, or the end of the source.
-
-
-class _EndOfSource:
-    """The source's iterator ended."""
-
-
-_END = _EndOfSource()
-_Item = tuple[float, bytes] | BaseException | _EndOfSource
-_Inbox = asyncio.Queue[_Item]
 
 
 class ByteSource(Protocol):
@@ -74,6 +62,13 @@ class ByteSource(Protocol):
     def chunks(self) -> AsyncIterator[bytes]: ...
 
     async def aclose(self) -> None: ...
+
+
+class BufferingSource(ByteSource, Protocol):
+    """A source that reads ahead of its iterator (in the loop's readable callback): what it
+    holds is given to a stop (:meth:`FixStream.flush_pending`) instead of being yielded."""
+
+    def take_unread(self) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +122,9 @@ class FixStream:
         self.epochs = 0
         self._started = False
         self._quiet_scale = 1.0
-        self._queue: _Inbox | None = None  # chunks read, not yet decoded (while iterating)
-        self._held_item: _Item | None = None
+        # The source's next chunk, read by a task while a quiet line is being timed (a timeout
+        # must not cancel the source's iterator); None otherwise, and once taken.
+        self._next_chunk: asyncio.Task[bytes | None] | None = None
         self._late_after_quiet = 0
         # Called when receiver_present or has_fix changed (the engine's LEDs look again then).
         self.on_status_change: Callable[[], None] | None = None
@@ -203,7 +199,8 @@ class FixStream:
     def flush_pending(self) -> list[Fix]:
         """A stop: close the epoch being assembled now; the accepted fixes it gives (0 or 1).
 
-        Every sentence that reached the tracker before the stop is in it. The fixes are also
+        Every sentence that reached the tracker before the stop is in it: the bytes a source
+        read ahead of its iterator too (see :class:`BufferingSource`). The fixes are also
         counted and kept in :attr:`recent` like any other; the iterator will not yield them.
         Safe to call from another task while the stream is being iterated (the decoder is
         synchronous, so it is never mid-sentence when another task runs).
@@ -211,82 +208,78 @@ class FixStream:
         if self.source.kind == "fixes":
             return []  # gpsd reports whole epochs itself: nothing is pending here
         epochs: list[Fix] = []
-        queue = self._queue
-        # Bytes read but not decoded yet (the iterating task has not run since) belong in too.
-        while queue is not None and self._held_item is None and not queue.empty():
-            item = queue.get_nowait()
-            if isinstance(item, tuple):
-                chunk = item[1]
-                epochs += self.decoder.feed(chunk) if chunk else self.decoder.resync()
-            else:
-                self._held_item = item  # the end, or an error: the iterator still sees it
+        pending = self._next_chunk
+        if pending is not None and pending.done() and not pending.cancelled():
+            chunk = pending.result() if pending.exception() is None else None
+            if chunk is not None:  # (an error or the end is left for the iterator)
+                self._next_chunk = None
+                epochs += self._decode(chunk)
+        take_unread = getattr(self.source, "take_unread", None)
+        if take_unread is not None:
+            unread = take_unread()
+            if unread:
+                epochs += self.decoder.feed(unread)
         epochs += self.decoder.end_epoch()
         return [fix for fix, reason in self._judge(epochs) if reason is None]
 
-    async def _next(self, queue: _Inbox) -> _Item:
-        """The next item: one flush_pending set aside, else the queue's."""
-        item = self._held_item
-        if item is not None:
-            self._held_item = None
-            return item
-        return await queue.get()
+    def _decode(self, chunk: bytes) -> list[Fix]:
+        """A chunk through the decoder (``b""``: the device broke off)."""
+        return self.decoder.feed(chunk) if chunk else self.decoder.resync()
 
     async def _epochs(self) -> AsyncGenerator[list[Fix], None]:
-        """Decoded epochs, in batches, each as soon as the decoder or the quiet line closes it."""
+        """Decoded epochs, in batches, each as soon as the decoder or the quiet line closes it.
+
+        The source's iterator is awaited right here: a chunk is decoded in the loop turn that
+        brought it, with no reading task and queue between (issue 17: one task step per epoch
+        instead of two). Only while an epoch waits for its quiet line does a task read the
+        next chunk, so that the gap's timeout cannot cancel the source's iterator.
+        """
         decoder = self.decoder
         loop = asyncio.get_running_loop()
-        queue: _Inbox = asyncio.Queue(_QUEUE_CHUNKS)
-        self._queue = queue
-        pump = asyncio.create_task(self._pump(queue), name="gps-bytes")
-        try:
-            arrived = loop.time()
-            while True:
-                gap = self._quiet_gap() if decoder.pending else None
-                if gap is not None and queue.empty() and self._held_item is None:
-                    wait = max(arrived + gap - loop.time(), 0.0)
-                    try:
-                        # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a
-                        # cancellation (Ctrl-C) that meets a chunk arriving.
-                        async with asyncio.timeout(wait):
-                            item = await self._next(queue)
-                    except TimeoutError:
-                        batch = decoder.quiet()
-                        if batch:
-                            yield batch
-                        if not decoder.pending:
-                            continue
-                        item = await self._next(queue)  # stalled mid-sentence: wait for more
-                else:
-                    item = await self._next(queue)
-                if isinstance(item, _EndOfSource):
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                arrived, chunk = item
-                batch = decoder.feed(chunk) if chunk else decoder.resync()
-                self._note_late()
-                self._note_status()
+        chunks = self.source.chunks()
+        async with contextlib.aclosing(chunks):
+            try:
+                arrived = loop.time()
+                while True:
+                    gap = self._quiet_gap() if decoder.pending else None
+                    if gap is None and self._next_chunk is None:
+                        chunk = await _next_of(chunks)
+                    else:
+                        pending = self._next_chunk
+                        if pending is None:
+                            pending = self._next_chunk = asyncio.ensure_future(_next_of(chunks))
+                        if gap is not None:
+                            wait = max(arrived + gap - loop.time(), 0.0)
+                            await asyncio.wait((pending,), timeout=wait)
+                            if not pending.done():
+                                batch = decoder.quiet()
+                                if batch:
+                                    yield batch
+                                if not decoder.pending:
+                                    continue
+                                await asyncio.wait((pending,))  # stalled mid-sentence
+                        else:
+                            await asyncio.wait((pending,))
+                        if self._next_chunk is not pending:
+                            continue  # a stop took it (flush_pending)
+                        self._next_chunk = None
+                        chunk = pending.result()
+                    if chunk is None:
+                        break
+                    arrived = loop.time()
+                    batch = self._decode(chunk)
+                    self._note_late()
+                    self._note_status()
+                    if batch:
+                        yield batch
+                batch = decoder.flush()
                 if batch:
                     yield batch
-            batch = decoder.flush()
-            if batch:
-                yield batch
-        finally:
-            pump.cancel()
-            await asyncio.wait([pump])  # its own cancellation is not ours to raise
-
-    async def _pump(self, queue: _Inbox) -> None:
-        """Move the source's chunks to the queue, each with its arrival time (loop clock)."""
-        loop = asyncio.get_running_loop()
-        chunks = self.source.chunks()
-        try:
-            async with contextlib.aclosing(chunks):
-                async for chunk in chunks:
-                    await queue.put((loop.time(), chunk))
-        except Exception as exc:  # re-raised by the consumer, where the caller sees it
-            await queue.put(exc)
-            return
-        await queue.put(_END)
+            finally:
+                pending, self._next_chunk = self._next_chunk, None
+                if pending is not None:  # before the iterator is closed: it may be running
+                    pending.cancel()
+                    await asyncio.wait((pending,))  # its own cancellation is not ours to raise
 
     def _quiet_gap(self) -> float | None:
         gap: float | None = getattr(self.source, "quiet_gap_s", None)
@@ -328,6 +321,15 @@ class FixStream:
 
     async def aclose(self) -> None:
         await self.source.aclose()
+
+
+async def _next_of(chunks: AsyncIterator[bytes]) -> bytes | None:
+    """The iterator's next chunk; None at its end (a task's result cannot be a
+    StopAsyncIteration)."""
+    try:
+        return await anext(chunks)
+    except StopAsyncIteration:
+        return None
 
 
 def _log_time_event(event: str, fix: Fix, anchor: Fix | None, filt: FixFilter) -> None:
