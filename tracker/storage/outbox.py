@@ -373,18 +373,6 @@ class Outbox:
         batch = self._take_batch()
         if not batch.has_work():
             return True
-        import os
-
-        if os.environ.get("HACK_INLINE"):
-            fut: Future[None] = Future()
-            try:
-                self._db.write(batch)
-                fut.set_result(None)
-            except Exception as e:
-                fut.set_exception(e)
-            self._written(batch, fut)
-            on_done()
-            return True
         self._in_flight = batch
         started = self._started = loop.create_future()
 
