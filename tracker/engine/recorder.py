@@ -293,6 +293,8 @@ class Recorder:
             # Staged from here on is either taken by this commit or due again in full.
             self._commit_due = None
             self._last_commit_at = self._now()
+            if self.outbox.start_commit(self._started_commit_ended):
+                continue  # started (the journal, or a write whose outcome comes by itself)
             failing = self.outbox.storage_error
             try:
                 await self.outbox.commit()
