@@ -1,13 +1,20 @@
 """The durable outbox: every accepted point waits here, on disk, until the server confirmed it.
 
 SQLite (stdlib ``sqlite3``) in WAL mode with ``synchronous=FULL``, driven from one worker thread
-so the event loop never blocks on an fsync. Why this shape:
+so the event loop never waits for a transaction (only for the fix journal's one small record).
+Why this shape:
 
 - **Group commits.** The engine stages points, heart-rate samples and the sampler's state as they
-  come and calls :meth:`Outbox.commit` at least once a second: one transaction, one fsync, for
+  come and starts a commit at least once a second (:meth:`Outbox.start_commit`; an awaited
+  :meth:`Outbox.commit` for starts, stops and confirmations): one transaction, one fsync, for
   everything of that second. A SIGKILL or a power cut loses at most that last second, and what
   is on disk is always consistent: the points and the sampler state that produced them commit
   together, so a restarted sampler continues exactly where the committed points end.
+- **The fix journal.** When only the sampler's new state waits (most fixes keep no point), the
+  commit is the fixes fed since the state was last taken, appended to ``fix_journal`` with one
+  ``fdatasync`` in the event loop, and no transaction; a restart feeds them to the restored
+  sampler (:meth:`Outbox.journaled_fixes`). The next transaction stores a state covering them
+  and the journal starts over.
 - **Confirmation watermark.** Points go out oldest first and the server confirms them in order, so
   "what is sent" is one timestamp per activity (``sent_upto``), updated in its own small
   transaction right after the server's reply. Pending = the activity's points after the mark.
