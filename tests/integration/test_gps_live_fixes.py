@@ -19,6 +19,8 @@ import time
 import tty
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import shared_file
 from tracker.gps.fake import FakeReceiver
 from tracker.gps.filters import FixFilter
@@ -28,6 +30,7 @@ from tracker.gps.replay import iter_log_lines, read_fixes
 from tracker.gps.serial import SerialSource
 from tracker.gps.stream import FixStream
 from tracker.gps.tpv import fix_to_tpv
+from tracker.model import Fix
 
 LINE_TIMEOUT_S = 10.0  # a safety net only: each line is expected within milliseconds
 ONE_HZ = ("gpsd", "haicom-305N.log")
@@ -188,5 +191,95 @@ async def test_a_stop_takes_the_bytes_the_serial_reader_read_ahead() -> None:
             assert fix == reference[7]
     finally:
         await verdicts.aclose()
+        os.close(master)
+        os.close(slave)
+
+
+async def test_fixes_go_straight_from_the_readable_callback_when_the_engine_can_take_them() -> None:
+    """FixStream.deliver_to: with a serial source, each accepted fix goes to ``take`` in the
+    port's readable callback (no task step; the quiet line timed by a loop timer while the
+    receiver's cycle end is being learned), except while ``ready()`` is false (an autostart
+    due): then the iterator yields them. Every accepted fix comes out once, in order."""
+    path = shared_file(*ONE_HZ)
+    reference, _ = read_fixes(path)
+    offline = FixFilter(10.0, 50.0)
+    accepted = [offline.accept(fix) is None for fix in reference]
+    bursts = [b"".join(b.lines) for b in epochs(iter_log_lines(path)) if b.timed]
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    source = SerialSource(os.ttyname(slave), 9600)
+    stream = FixStream(source, FixFilter(10.0, 50.0))
+    taken: list[Fix] = []
+    yielded: list[Fix] = []
+    ready = [True]
+    stream.deliver_to(taken.append, lambda: ready[0])
+
+    async def iterate() -> None:
+        async for fix in stream:
+            yielded.append(fix)
+
+    reading = asyncio.create_task(iterate())
+    try:
+        async with asyncio.timeout(LINE_TIMEOUT_S):
+            while not source.present:  # noqa: ASYNC110  # open (pyserial drops what came before)
+                await asyncio.sleep(0.001)
+            for index in range(40):
+                ready[0] = not 20 <= index < 30
+                os.write(master, bursts[index])
+                # Until the epoch is closed and its fix is out (a real pty: no event to await);
+                # a yielded fix is appended in the task step that then waits for bytes again.
+                done = sum(accepted[: index + 1])
+                while stream.epochs < index + 1 or len(taken) + len(yielded) < done:  # noqa: ASYNC110
+                    await asyncio.sleep(0.001)
+        iterator_took = range(20, 30)
+        assert taken == [
+            f for i, f in enumerate(reference[:40]) if accepted[i] and i not in iterator_took
+        ]
+        assert yielded == [
+            f for i, f in enumerate(reference[:40]) if accepted[i] and i in iterator_took
+        ]
+        assert len(taken) > len(yielded) > 0
+        assert stream.decoder.stats.closed_on_quiet > 0  # the loop timer closed those
+        assert stream.decoder.stats.closed_at_cycle_end > 0
+    finally:
+        reading.cancel()
+        await asyncio.gather(reading, return_exceptions=True)
+        os.close(master)
+        os.close(slave)
+
+
+async def test_an_error_in_the_taker_is_raised_by_the_iterator() -> None:
+    path = shared_file(*ONE_HZ)
+    bursts = [b"".join(b.lines) for b in epochs(iter_log_lines(path)) if b.timed]
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    source = SerialSource(os.ttyname(slave), 9600)
+    stream = FixStream(source, FixFilter(10.0, 50.0))
+
+    def broken(fix: Fix) -> None:
+        raise RuntimeError(f"cannot take {fix.unix}")
+
+    stream.deliver_to(broken)
+
+    async def iterate() -> None:
+        async for _ in stream:
+            pass
+
+    reading = asyncio.create_task(iterate())
+    try:
+        async with asyncio.timeout(LINE_TIMEOUT_S):
+            while not source.present:  # noqa: ASYNC110  # open (pyserial drops what came before)
+                await asyncio.sleep(0.001)
+            for burst in bursts[:30]:
+                os.write(master, burst)
+                await asyncio.sleep(0.01)
+                if reading.done():
+                    break
+            with pytest.raises(RuntimeError, match="cannot take"):
+                await reading
+        assert not source.present  # the iterator ended: the port was closed
+    finally:
+        reading.cancel()
+        await asyncio.gather(reading, return_exceptions=True)
         os.close(master)
         os.close(slave)

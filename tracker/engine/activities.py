@@ -94,5 +94,9 @@ class Activities:
 
     async def autostart(self) -> None:
         """A fix arrived: start the first ride if ``[activity] autostart`` is on and armed."""
-        if self.autostart_armed and self.current() is None:
+        if self.autostart_due():
             await self.start(Trigger.AUTOSTART)
+
+    def autostart_due(self) -> bool:
+        """Would :meth:`autostart` start a ride now (else a fix needs no task to wait for it)."""
+        return self.autostart_armed and self.current() is None

@@ -170,13 +170,21 @@ class Recorder:
         stream: AsyncIterable[Fix],
         *,
         before_each: Callable[[], Awaitable[None]] | None = None,
+        before_each_due: Callable[[], bool] | None = None,
     ) -> None:
         """Every fix of ``stream`` through :meth:`on_fix` until the stream ends, ``before_each``
         awaited first (the autostart, which may start the activity this fix belongs to). A
-        :class:`FixStream`'s own status is what :meth:`gps` reports from then on."""
+        :class:`FixStream`'s own status is what :meth:`gps` reports from then on, and it hands
+        fixes to :meth:`on_fix` straight from its source's readable callback whenever
+        ``before_each`` has nothing to do (``before_each_due()`` false; with no
+        ``before_each`` always): one wake-up per fix, no task step (issue 17)."""
         self._stream = stream if isinstance(stream, FixStream) else None
         if self._stream is not None:
             self._stream.on_status_change = self.changed
+            if before_each is None:
+                self._stream.deliver_to(self.on_fix)
+            elif before_each_due is not None:
+                self._stream.deliver_to(self.on_fix, lambda: not before_each_due())
         async for fix in stream:
             if before_each is not None:
                 await before_each()

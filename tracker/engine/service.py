@@ -311,7 +311,11 @@ class Service:
             stream = open_fix_stream(
                 gps, self.settings.filters, clock=synchronised_system_time if live else None
             )
-        await self.recorder.record(stream, before_each=self.activities.autostart)
+        await self.recorder.record(
+            stream,
+            before_each=self.activities.autostart,
+            before_each_due=self.activities.autostart_due,
+        )
         log.info("the fix stream ended (end of the replay)")
         if self.stop_on_stream_end:
             await self.activities.stop(Trigger.REPLAY_END)

@@ -105,6 +105,7 @@ class SerialSource:
         self.failed_attempts = 0  # connection attempts that found no receiver
         self._closed = False
         self._reader: _Reader | None = None  # the port being read now
+        self._data_hook: DataHook | None = None
 
     @property
     def name(self) -> str:
@@ -165,6 +166,19 @@ class SerialSource:
     def unread_bytes(self) -> int:
         """How many bytes were read from the port ahead of the iterator (see take_unread)."""
         return self._reader.buffered if self._reader is not None else 0
+
+    def set_data_hook(self, hook: DataHook | None) -> None:
+        """Offer each block read from the port to ``hook`` first, in the readable callback
+        itself (see :class:`_Reader`); not the bytes read while probing the baud rate."""
+        self._data_hook = hook
+        if self._reader is not None and not self._reader.probing:
+            self._reader.on_data = hook
+
+    def fail_reading(self, exc: Exception) -> None:
+        """Make the iterator raise ``exc`` (an error of whoever took bytes through the hook
+        outside the readable callback, e.g. on a timer)."""
+        if self._reader is not None:
+            self._reader.fail(exc)
 
     def take_unread(self) -> bytes:
         """The bytes read from the port but not yet yielded (a stop takes them: see
@@ -240,6 +254,9 @@ class SerialSource:
         With ``deadline`` (loop time) it simply stops then (baud probing).
         """
         reader = self._reader = _Reader(asyncio.get_running_loop(), fd)
+        reader.probing = deadline is not None
+        if not reader.probing:
+            reader.on_data = self._data_hook
         try:
             while True:
                 data = await reader.next(self.idle_timeout_s, deadline)
@@ -251,6 +268,11 @@ class SerialSource:
             reader.close()
 
 
+# Offered each block read, in the readable callback: True when it took the block (then the
+# iterator never sees it). What it raises, the iterator raises.
+DataHook = Callable[[bytes], bool]
+
+
 class _Reader:
     """Reads ``fd`` in the event loop's readable callback itself and hands the blocks over.
 
@@ -260,6 +282,10 @@ class _Reader:
     The idle timeout is one timer that, when it fires, looks at when data last came, not a timer
     set and cancelled per block. Reading pauses while more than :data:`READ_AHEAD` bytes wait
     for the consumer, so a stalled consumer still pushes back on the kernel.
+
+    ``on_data``, when set, is offered each block first, right in the callback, while no older
+    block waits: the fix stream decodes and records it there when it can, and no task wakes
+    for it at all (issue 17). An exception it raises is raised by :meth:`next`.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
@@ -268,6 +294,7 @@ class _Reader:
         self._blocks: list[bytes] = []
         self._buffered = 0
         self._error: GpsInputError | None = None
+        self._hook_error: Exception | None = None
         self._eof = False
         self._waiter: asyncio.Future[None] | None = None
         # Fires at the earliest time the idle timeout (or the deadline) may have passed; data
@@ -275,10 +302,12 @@ class _Reader:
         self._timer: asyncio.TimerHandle | None = None
         self._reading = False
         self._last_data = loop.time()
+        self.on_data: DataHook | None = None
+        self.probing = False
         self._resume()
 
     def _resume(self) -> None:
-        if not self._reading and not self._eof and self._error is None:
+        if not self._reading and not self._eof and self._error is None and not self._hook_error:
             self._loop.add_reader(self._fd, self._on_readable)
             self._reading = True
 
@@ -297,9 +326,17 @@ class _Reader:
             self._pause()
         else:
             if data:
+                self._last_data = self._loop.time()
+                hook = self.on_data
+                if hook is not None and not self._blocks:
+                    try:
+                        if hook(data):
+                            return
+                    except Exception as exc:  # the iterator's caller sees it, as without a hook
+                        self.fail(exc)
+                        return
                 self._blocks.append(data)
                 self._buffered += len(data)
-                self._last_data = self._loop.time()
                 if self._buffered > READ_AHEAD:
                     self._pause()
             elif _hung_up(self._fd):
@@ -309,6 +346,11 @@ class _Reader:
                 # With VMIN=0 a read with nothing queued returns b"" (a stale wake-up); only a
                 # hang-up means the device is gone.
                 return
+        self._wake()
+
+    def fail(self, exc: Exception) -> None:
+        self._hook_error = exc
+        self._pause()
         self._wake()
 
     def _on_timer(self) -> None:
@@ -324,9 +366,13 @@ class _Reader:
         """The bytes read since the last call (waiting for some); None at end of file or at
         ``deadline``; GpsInputError after a read error or ``idle_timeout_s`` without data."""
         loop = self._loop
+        if self._hook_error is not None:
+            raise self._hook_error
         while not self._blocks:
             if self._error is not None:
                 raise self._error
+            if self._hook_error is not None:
+                raise self._hook_error
             if self._eof:
                 return None
             wake_at = deadline if deadline is not None else self._last_data + idle_timeout_s

@@ -71,6 +71,10 @@ class BufferingSource(ByteSource, Protocol):
     def take_unread(self) -> bytes: ...
 
 
+def _always() -> bool:
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class GpsStatus:
     """A snapshot for the LEDs and ``tracker status`` (``as_dict`` is JSON-able)."""
@@ -125,6 +129,12 @@ class FixStream:
         # The source's next chunk, read by a task while a quiet line is being timed (a timeout
         # must not cancel the source's iterator); None otherwise, and once taken.
         self._next_chunk: asyncio.Task[bytes | None] | None = None
+        self._arrived = 0.0  # when the last chunk came (loop clock)
+        # deliver_to: accepted fixes taken straight from the source's readable callback.
+        self._take: Callable[[Fix], None] | None = None
+        self._take_ready: Callable[[], bool] = _always
+        self._parked = False  # the iterator waits for the source's next chunk, nothing else
+        self._quiet_timer: asyncio.TimerHandle | None = None
         self._late_after_quiet = 0
         # Called when receiver_present or has_fix changed (the engine's LEDs look again then).
         self.on_status_change: Callable[[], None] | None = None
@@ -196,6 +206,59 @@ class FixStream:
                 for verdict in self._judge(batch):
                     yield verdict
 
+    def deliver_to(self, take: Callable[[Fix], None], ready: Callable[[], bool] = _always) -> None:
+        """Hand accepted fixes to ``take`` right in the source's readable callback, when the
+        source offers its bytes there (:meth:`SerialSource.set_data_hook`), the iterator is
+        waiting for bytes (everything yielded before is done with) and ``ready()`` (the
+        engine: no autostart due, which needs a task). Such fixes are not yielded; the rest
+        are, in order. Issue 17: at 1 epoch/s a fix then costs one wake-up and no task step;
+        the epoch's quiet line is timed by a loop timer meanwhile."""
+        self._take = take
+        self._take_ready = ready
+
+    def _pushed(self, chunk: bytes) -> bool:
+        """The source's readable callback offers ``chunk``: decode, judge and deliver it here
+        when :meth:`deliver_to` allows, else leave it to the iterator (False)."""
+        take = self._take
+        if take is None or not self._parked or not self._take_ready():
+            return False
+        loop = asyncio.get_running_loop()
+        self._arrived = loop.time()
+        batch = self._decode(chunk)
+        self._note_late()
+        self._note_status()
+        self._deliver(take, batch)
+        self._cancel_quiet_timer()
+        gap = self._quiet_gap() if self.decoder.pending else None
+        if gap is not None:
+            self._quiet_timer = loop.call_at(self._arrived + gap, self._quiet_fired)
+        return True
+
+    def _quiet_fired(self) -> None:
+        """The line went quiet after a delivered chunk: close its epoch and deliver it (even
+        when ``ready()`` turned false meanwhile: an autostart is then one epoch later)."""
+        self._quiet_timer = None
+        take = self._take
+        if take is None or not self._parked:
+            return  # the iterator times the gap itself now
+        try:
+            self._deliver(take, self.decoder.quiet())
+        except Exception as exc:  # raised by the iterator, as an error in ``take`` would be
+            fail = getattr(self.source, "fail_reading", None)
+            if fail is None:
+                raise
+            fail(exc)
+
+    def _deliver(self, take: Callable[[Fix], None], epochs: list[Fix]) -> None:
+        for fix, reason in self._judge(epochs):
+            if reason is None:
+                take(fix)
+
+    def _cancel_quiet_timer(self) -> None:
+        if self._quiet_timer is not None:
+            self._quiet_timer.cancel()
+            self._quiet_timer = None
+
     def flush_pending(self) -> list[Fix]:
         """A stop: close the epoch being assembled now; the accepted fixes it gives (0 or 1).
 
@@ -220,6 +283,7 @@ class FixStream:
             if unread:
                 epochs += self.decoder.feed(unread)
         epochs += self.decoder.end_epoch()
+        self._cancel_quiet_timer()
         return [fix for fix, reason in self._judge(epochs) if reason is None]
 
     def _decode(self, chunk: bytes) -> list[Fix]:
@@ -231,25 +295,34 @@ class FixStream:
 
         The source's iterator is awaited right here: a chunk is decoded in the loop turn that
         brought it, with no reading task and queue between (issue 17: one task step per epoch
-        instead of two). Only while an epoch waits for its quiet line does a task read the
-        next chunk, so that the gap's timeout cannot cancel the source's iterator.
+        instead of two, none while :meth:`deliver_to` takes the chunks in the source's
+        callback). Only while an epoch waits for its quiet line does a task read the next
+        chunk, so that the gap's timeout cannot cancel the source's iterator.
         """
         decoder = self.decoder
         loop = asyncio.get_running_loop()
         chunks = self.source.chunks()
+        set_hook = getattr(self.source, "set_data_hook", None)
+        if set_hook is not None and self._take is not None:
+            set_hook(self._pushed)
         async with contextlib.aclosing(chunks):
             try:
-                arrived = loop.time()
+                self._arrived = loop.time()
                 while True:
                     gap = self._quiet_gap() if decoder.pending else None
                     if gap is None and self._next_chunk is None:
-                        chunk = await _next_of(chunks)
+                        self._parked = True  # chunks may be delivered from here (_pushed)
+                        try:
+                            chunk = await _next_of(chunks)
+                        finally:
+                            self._parked = False
+                            self._cancel_quiet_timer()
                     else:
                         pending = self._next_chunk
                         if pending is None:
                             pending = self._next_chunk = asyncio.ensure_future(_next_of(chunks))
                         if gap is not None:
-                            wait = max(arrived + gap - loop.time(), 0.0)
+                            wait = max(self._arrived + gap - loop.time(), 0.0)
                             await asyncio.wait((pending,), timeout=wait)
                             if not pending.done():
                                 batch = decoder.quiet()
@@ -266,7 +339,7 @@ class FixStream:
                         chunk = pending.result()
                     if chunk is None:
                         break
-                    arrived = loop.time()
+                    self._arrived = loop.time()
                     batch = self._decode(chunk)
                     self._note_late()
                     self._note_status()
@@ -276,6 +349,8 @@ class FixStream:
                 if batch:
                     yield batch
             finally:
+                if set_hook is not None:
+                    set_hook(None)
                 pending, self._next_chunk = self._next_chunk, None
                 if pending is not None:  # before the iterator is closed: it may be running
                     pending.cancel()
