@@ -44,34 +44,29 @@ _ALT, _SPEED, _COURSE, _HDOP, _SATS = 1, 2, 4, 8, 16
 
 
 def encode(local_id: int, fix: Fix) -> bytes:
-    """One record: the fix's every field and the activity it was recorded into."""
-    present = 0
-    floats = []
-    for bit, value in (
-        (_ALT, fix.alt_msl),
-        (_SPEED, fix.speed_mps),
-        (_COURSE, fix.course_deg),
-        (_HDOP, fix.hdop),
-    ):
-        if value is None:
-            floats.append(math.nan)
-        else:
-            present |= bit
-            floats.append(value)
-    sats = 0
-    if fix.sats is not None:
-        present |= _SATS
-        sats = fix.sats
+    """One record: the fix's every field and the activity it was recorded into. (Straight-line
+    code: it runs once a second, cold, on the path of every fix.)"""
+    alt, speed, course, hdop, sats = fix.alt_msl, fix.speed_mps, fix.course_deg, fix.hdop, fix.sats
+    present = (
+        (alt is not None) * _ALT
+        | (speed is not None) * _SPEED
+        | (course is not None) * _COURSE
+        | (hdop is not None) * _HDOP
+        | (sats is not None) * _SATS
+    )
     body = _BODY.pack(
         local_id,
         (fix.time - _EPOCH) // _MICROSECOND,
         fix.unix,
         fix.lat,
         fix.lon,
-        int(fix.mode),
+        fix.mode,
         present,
-        *floats,
-        sats,
+        math.nan if alt is None else alt,
+        math.nan if speed is None else speed,
+        math.nan if course is None else course,
+        math.nan if hdop is None else hdop,
+        0 if sats is None else sats,
     )
     return body + _CRC.pack(zlib.crc32(body))
 
@@ -152,7 +147,9 @@ class FixJournal:
         fd = self._fd
         if fd is None:
             raise OSError("the fix journal is not open")
-        data = b"".join([encode(local_id, fix) for fix in fixes])
+        data = encode(local_id, fixes[0]) if len(fixes) == 1 else b"".join(
+            [encode(local_id, fix) for fix in fixes]
+        )
         start = self.records * RECORD_SIZE
         try:
             written = os.write(fd, data)

@@ -166,8 +166,9 @@ class Outbox:
         return self._records[local_id]
 
     def current(self) -> ActivityRecord | None:
-        """The activity that is recording, if any (at most one)."""
-        for rec in self.activities():
+        """The activity that is recording, if any (at most one). Asked for every fix: no sorting
+        (the records are kept in local-id order as they are created)."""
+        for rec in self._records.values():
             if rec.activity.state is ActivityState.RECORDING:
                 return rec
         return None
@@ -222,7 +223,8 @@ class Outbox:
         A state staged without its fixes goes to the database."""
         if sampler is not None:
             if fixes:
-                self._journal_staged.extend((local_id, fix) for fix in fixes)
+                for fix in fixes:
+                    self._journal_staged.append((local_id, fix))
             else:
                 self._state_needs_database = True
         rec, queue = self._records[local_id], self._queues[local_id]
@@ -363,10 +365,6 @@ class Outbox:
         is failing: the caller leaves it to an awaited :meth:`commit`."""
         if self._lock.locked() or self._started is not None or self.storage_error is not None:
             return False
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # staged outside the loop (a test's synchronous feed)
-            return False
         if self._journal_may_take():
             try:
                 self._append_journal()
@@ -377,6 +375,10 @@ class Outbox:
             else:
                 on_done()
                 return True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # staged outside the loop (a test's synchronous feed)
+            return False
         batch = self._take_batch()
         if not batch.has_work():
             return True
@@ -404,7 +406,10 @@ class Outbox:
             return False
         if self._journal.records + len(staged) > JOURNAL_MAX_RECORDS:
             return False
-        return not any(q.staged or q.staged_hr or q.dirty for q in self._queues.values())
+        for queue in self._queues.values():
+            if queue.staged or queue.staged_hr or queue.dirty:
+                return False
+        return True
 
     def _append_journal(self) -> None:
         """The staged fixes on disk (one ``fdatasync``), each run of one activity's together."""
