@@ -65,10 +65,18 @@ class ByteSource(Protocol):
 
 
 class BufferingSource(ByteSource, Protocol):
-    """A source that reads ahead of its iterator (in the loop's readable callback): what it
-    holds is given to a stop (:meth:`FixStream.flush_pending`) instead of being yielded."""
+    """A source that reads in the loop's readable callback, ahead of its iterator (the serial
+    port). What it holds is given to a stop (:meth:`FixStream.flush_pending`) instead of being
+    yielded; each block is first offered to a hook, which may take it right there
+    (:meth:`FixStream.deliver_to`); an error of that taking, reported through
+    ``fail_reading``, is raised by the iterator. FixStream looks these up by name: a source
+    without them is simply iterated."""
 
     def take_unread(self) -> bytes: ...
+
+    def set_data_hook(self, hook: Callable[[bytes], bool] | None) -> None: ...
+
+    def fail_reading(self, exc: Exception) -> None: ...
 
 
 def _always() -> bool:
