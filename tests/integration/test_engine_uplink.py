@@ -279,6 +279,52 @@ async def test_cancelling_the_running_uplink_ends_it_even_mid_pause(tmp_path: Pa
         sleep=sleep,
     )
     task_ref.append(asyncio.create_task(up.run()))
+    for _ in range(5):  # nothing to send: the uplink waits for work, with no pause
+        await asyncio.sleep(0)
+    up.points_ready()  # a commit made points sendable: the batch interval's pause follows
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task_ref[0], 5)
     await box.close()
+
+
+async def test_an_idle_uplink_runs_no_timer_until_points_are_ready(tmp_path: Path) -> None:
+    """Nothing wakes without a reason (issue 17): with nothing to send the uplink sleeps
+    without a timer; points made sendable start one batch interval; a start/stop wakes it."""
+    box = Outbox(tmp_path / "data")
+    await box.open()
+    pauses: list[float] = []
+    gate = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        await gate.wait()
+
+    up = Uplink(
+        box,
+        object(),
+        UPLINK,
+        ActivitySettings(),
+        build_gpx=build_gpx,  # type: ignore[arg-type]
+        sleep=sleep,
+    )
+    task = asyncio.create_task(up.run())
+    try:
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert pauses == []  # idle: no timer at all
+        up.wake()  # a start or a stop: a step at once, nothing to do, idle again
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert pauses == []
+        up.points_ready()  # a commit: the batch interval runs, then a step
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert pauses == [UPLINK.batch_interval_s]
+        gate.set()
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert pauses == [UPLINK.batch_interval_s]  # the step found nothing: idle again
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await box.close()

@@ -160,6 +160,7 @@ class Service:
                     or uplink_policy(self.settings.uplink.max_backoff_s),
                     sleep=self._uplink_sleep,
                 )
+                self.outbox.on_sendable = self.uplink.points_ready
                 self._open_hardware()
                 spawn = self.supervisor.spawn
                 spawn("gps", self._gps_task, restart=True)

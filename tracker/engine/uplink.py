@@ -133,6 +133,9 @@ class Uplink:
         self._backing_off = False
         self.status = LinkStatus()
         self._wake = asyncio.Event()
+        # Committed points (or heart-rate samples) became sendable since the last step began.
+        self._ready = asyncio.Event()
+        self._idle = False  # the last step found nothing at all to do
         self._permanent: dict[int, int] = {}
         self.permanent_limit = permanent_failures_before_upload
 
@@ -140,11 +143,38 @@ class Uplink:
         """Something changed that should not wait for the next interval (a stop, a start)."""
         self._wake.set()
 
+    def points_ready(self) -> None:
+        """The outbox made points or samples sendable (a commit): an idle uplink sends them
+        ``batch_interval_s`` from now."""
+        self._ready.set()
+
     async def run(self) -> None:
-        """Forever: one step, then wait as the step says (interval, drain pause or backoff)."""
+        """Forever: one step, then wait as the step says (interval, drain pause or backoff);
+        with nothing at all to do, asleep without a timer until there is (issue 17)."""
         while True:
+            self._ready.clear()  # the step sees everything sendable now
             pause = await self.step()
-            await self._pause(pause, wakeable=not self._backing_off)
+            if self._idle:
+                await self._wait_for_work()
+            else:
+                await self._pause(pause, wakeable=not self._backing_off)
+
+    async def _wait_for_work(self) -> None:
+        """Nothing to send: no timer runs until points become sendable, and then
+        ``batch_interval_s`` more pass before the next step, so that a batch gathers as the
+        interval made it; a start or a stop wakes it at once."""
+        self._wake.clear()
+        if not self._ready.is_set():
+            ready = asyncio.ensure_future(self._ready.wait())
+            waker = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({ready, waker}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ready.cancel()  # not awaited: see _pause
+                waker.cancel()
+            if self._wake.is_set():
+                return
+        await self._pause(self.settings.batch_interval_s, wakeable=True)
 
     async def run_until_drained(self) -> None:
         """Steps until no activity has work left, keeping the same pauses between requests
@@ -187,6 +217,7 @@ class Uplink:
     async def step(self) -> float:
         """Do one request's worth of work; return how long to wait before the next step."""
         rec, _ = self._next_record()
+        self._idle = rec is None
         if rec is None:
             self._backing_off = False
             if self.status.state == "up":

@@ -112,6 +112,8 @@ class Outbox:
         self._journaled: list[tuple[int, Fix]] = []  # what the journal held at open (resume)
         self._journal_ids: set[int] = set()  # activities whose state the journal extends
         self._state_needs_database = False  # a sampler state staged without its fixes
+        # Called when a commit made points or heart-rate samples sendable (the uplink's cue).
+        self.on_sendable: Callable[[], None] = lambda: None
 
     @property
     def storage_error(self) -> str | None:
@@ -486,11 +488,15 @@ class Outbox:
     def _keep_in_memory(self, batch: Batch, *, durable: bool) -> None:
         """After a commit: points become sendable. After a failed one, they stay queued for the
         next disk attempt *and* become sendable (memory mode: nothing is durable anyway)."""
+        sendable = False
         for local_id, points in batch.points.items():
             rec = self._records[local_id]
             self._queues[local_id].keep(
                 points, batch.hr[local_id], (rec.sent_upto, rec.hr_sent_upto), durable=durable
             )
+            sendable = sendable or bool(points) or bool(batch.hr[local_id])
+        if sendable:
+            self.on_sendable()
         if not durable:
             self._sampler_dirty.update(batch.samplers)
 
