@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -258,6 +259,18 @@ async def test_stop_never_overtakes_points_still_being_committed(tmp_path: Path)
         await box.close()
 
 
+def uplink_without_api(box: Outbox, sleep: Callable[[float], Awaitable[None]]) -> Uplink:
+    """An uplink for an outbox with nothing to send: it never reaches its API."""
+    return Uplink(
+        box,
+        object(),  # type: ignore[arg-type]
+        UPLINK,
+        ActivitySettings(),
+        build_gpx=build_gpx,
+        sleep=sleep,
+    )
+
+
 async def test_cancelling_the_running_uplink_ends_it_even_mid_pause(tmp_path: Path) -> None:
     """A service shutdown cancels the uplink; the cancellation must never be swallowed."""
     box = Outbox(tmp_path / "data")
@@ -270,14 +283,7 @@ async def test_cancelling_the_running_uplink_ends_it_even_mid_pause(tmp_path: Pa
         loop = asyncio.get_running_loop()
         loop.call_soon(lambda: loop.call_soon(lambda: loop.call_soon(task_ref[0].cancel)))
 
-    up = Uplink(
-        box,
-        object(),
-        UPLINK,
-        ActivitySettings(),
-        build_gpx=build_gpx,  # type: ignore[arg-type]
-        sleep=sleep,
-    )
+    up = uplink_without_api(box, sleep)
     task_ref.append(asyncio.create_task(up.run()))
     for _ in range(5):  # nothing to send: the uplink waits for work, with no pause
         await asyncio.sleep(0)
@@ -299,14 +305,7 @@ async def test_an_idle_uplink_runs_no_timer_until_points_are_ready(tmp_path: Pat
         pauses.append(seconds)
         await gate.wait()
 
-    up = Uplink(
-        box,
-        object(),
-        UPLINK,
-        ActivitySettings(),
-        build_gpx=build_gpx,  # type: ignore[arg-type]
-        sleep=sleep,
-    )
+    up = uplink_without_api(box, sleep)
     task = asyncio.create_task(up.run())
     try:
         for _ in range(50):
