@@ -36,6 +36,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tracker.engine.waiting import first_of
 from tracker.gps.stream import FixStream, GpsStatus
 from tracker.logs import get_logger
 from tracker.model import Fix, HeartRateSample, Point
@@ -296,7 +297,8 @@ class Recorder:
                 if delay <= self.commit_interval_s:
                     await self.sleep(delay)  # nothing can be due sooner than a staging's commit
                 else:
-                    await self._sleep_unless_woken(delay)  # a disk retry: a staging may come
+                    # A disk retry: a staging may bring it forward.
+                    await first_of(self.sleep(delay), self._commit_wake.wait())
                 continue  # look again: the due time may have come forward meanwhile
             # Staged from here on is either taken by this commit or due again in full.
             self._commit_due = None
@@ -313,16 +315,6 @@ class Recorder:
                 self.changed()  # the storage failed or came back: the LED says so
             if self.outbox.storage_error is not None:
                 self.commit_within(self.outbox.retry_s)  # memory mode: try the disk again
-
-    async def _sleep_unless_woken(self, seconds: float) -> None:
-        sleeper = asyncio.ensure_future(self.sleep(seconds))
-        waker = asyncio.ensure_future(self._commit_wake.wait())
-        try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            # Not awaited: awaiting them under a suppress would swallow our own cancellation.
-            sleeper.cancel()
-            waker.cancel()
 
     # -- what the fixes say ------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
 from tracker.config import ActivitySettings, UplinkSettings
+from tracker.engine.waiting import first_of
 from tracker.errors import (
     ApiError,
     AuthError,
@@ -165,13 +166,7 @@ class Uplink:
         interval made it; a start or a stop wakes it at once."""
         self._wake.clear()
         if not self._ready.is_set():
-            ready = asyncio.ensure_future(self._ready.wait())
-            waker = asyncio.ensure_future(self._wake.wait())
-            try:
-                await asyncio.wait({ready, waker}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                ready.cancel()  # not awaited: see _pause
-                waker.cancel()
+            await first_of(self._ready.wait(), self._wake.wait())
             if self._wake.is_set():
                 return
         await self._pause(self.settings.batch_interval_s, wakeable=True)
@@ -201,16 +196,7 @@ class Uplink:
             await self._sleep(seconds)
             return
         self._wake.clear()
-        sleeper = asyncio.ensure_future(self._sleep(seconds))
-        waker = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            # Cancel the helpers without awaiting them: awaiting under a suppress of
-            # CancelledError would also swallow a cancellation of *this* task arriving then,
-            # and the uplink would outlive the service's shutdown.
-            sleeper.cancel()
-            waker.cancel()
+        await first_of(self._sleep(seconds), self._wake.wait())
 
     # ------------------------------------------------------------------ one step
 
