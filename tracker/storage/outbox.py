@@ -44,6 +44,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
+import operator
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -417,12 +419,9 @@ class Outbox:
         """The staged fixes on disk (one ``fdatasync``), each run of one activity's together."""
         staged, self._journal_staged = self._journal_staged, []
         try:
-            start = 0
-            for end in range(1, len(staged) + 1):
-                if end == len(staged) or staged[end][0] != staged[start][0]:
-                    self._journal.append(staged[start][0], [fix for _, fix in staged[start:end]])
-                    self._journal_ids.add(staged[start][0])
-                    start = end
+            for local_id, run in itertools.groupby(staged, key=operator.itemgetter(0)):
+                self._journal.append(local_id, [fix for _, fix in run])
+                self._journal_ids.add(local_id)
         except OSError:
             self._state_needs_database = True  # the state goes to the database with its fixes
             raise
