@@ -366,8 +366,6 @@ class _Reader:
         """The bytes read since the last call (waiting for some); None at end of file or at
         ``deadline``; GpsInputError after a read error or ``idle_timeout_s`` without data."""
         loop = self._loop
-        if self._hook_error is not None:
-            raise self._hook_error
         while not self._blocks:
             if self._error is not None:
                 raise self._error
