@@ -231,11 +231,7 @@ class FixStream:
         if take is None or not self._parked or not self._take_ready():
             return False
         loop = asyncio.get_running_loop()
-        self._arrived = loop.time()
-        batch = self._decode(chunk)
-        self._note_late()
-        self._note_status()
-        self._deliver(take, batch)
+        self._deliver(take, self._received(chunk, loop.time()))
         self._cancel_quiet_timer()
         gap = self._quiet_gap() if self.decoder.pending else None
         if gap is not None:
@@ -294,6 +290,15 @@ class FixStream:
         self._cancel_quiet_timer()
         return [fix for fix, reason in self._judge(epochs) if reason is None]
 
+    def _received(self, chunk: bytes, now: float) -> list[Fix]:
+        """A chunk that came at ``now`` (loop clock), decoded, with what it says of the quiet
+        gap and the receiver's status noted: the epochs it completed."""
+        self._arrived = now
+        epochs = self._decode(chunk)
+        self._note_late()
+        self._note_status()
+        return epochs
+
     def _decode(self, chunk: bytes) -> list[Fix]:
         """A chunk through the decoder (``b""``: the device broke off)."""
         return self.decoder.feed(chunk) if chunk else self.decoder.resync()
@@ -347,10 +352,7 @@ class FixStream:
                         chunk = pending.result()
                     if chunk is None:
                         break
-                    self._arrived = loop.time()
-                    batch = self._decode(chunk)
-                    self._note_late()
-                    self._note_status()
+                    batch = self._received(chunk, loop.time())
                     if batch:
                         yield batch
                 batch = decoder.flush()
