@@ -9,6 +9,7 @@ ends the monitor with status 130 and no traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import select
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 import tty
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,32 @@ from tracker.model import Fix
 
 LINE_TIMEOUT_S = 10.0  # a safety net only: each line is expected within milliseconds
 ONE_HZ = ("gpsd", "haicom-305N.log")
+
+
+def bursts_of(path: Path) -> list[bytes]:
+    """The log's timed epochs, each as the bytes of one receiver burst."""
+    return [b"".join(b.lines) for b in epochs(iter_log_lines(path)) if b.timed]
+
+
+@contextlib.contextmanager
+def stream_on_a_pty() -> Iterator[tuple[int, SerialSource, FixStream]]:
+    """A FixStream on a SerialSource reading a real pseudo-terminal at 9600 baud (fixed: no
+    probing); the test writes the receiver's bytes to the master end it gets."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    source = SerialSource(os.ttyname(slave), 9600)
+    try:
+        yield master, source, FixStream(source, FixFilter(10.0, 50.0))
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+async def until_open(source: SerialSource) -> None:
+    """Until the port is open: pyserial drops what was queued before (a real descriptor: no
+    event to await)."""
+    while not source.present:  # noqa: ASYNC110
+        await asyncio.sleep(0.001)
 
 
 def monitor(config_dir: Path, *args: str, stdin: int | None = None) -> subprocess.Popen[bytes]:
@@ -119,7 +147,7 @@ async def test_fix_stream_closes_epochs_on_a_quiet_line_and_flushes_at_a_stop() 
     path = shared_file(*ONE_HZ)
     reference, _ = read_fixes(path)
     offline = FixFilter(10.0, 50.0)
-    bursts = [b"".join(b.lines) for b in epochs(iter_log_lines(path)) if b.timed]
+    bursts = bursts_of(path)
     read_end, write_end = os.pipe()
     stream = FixStream(PipeSource(read_end), FixFilter(10.0, 50.0))
     verdicts = stream.verdicts()
@@ -158,41 +186,35 @@ async def test_a_stop_takes_the_bytes_the_serial_reader_read_ahead() -> None:
     path = shared_file(*ONE_HZ)
     reference, _ = read_fixes(path)
     offline = FixFilter(10.0, 50.0)
-    bursts = [b"".join(b.lines) for b in epochs(iter_log_lines(path)) if b.timed]
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    source = SerialSource(os.ttyname(slave), 9600)
-    stream = FixStream(source, FixFilter(10.0, 50.0))
-    verdicts = stream.verdicts()
-    try:
-        async with asyncio.timeout(LINE_TIMEOUT_S):
-            first = asyncio.ensure_future(anext(verdicts))
-            while not source.present:  # noqa: ASYNC110  # open (pyserial drops what came before)
-                await asyncio.sleep(0.001)
-            for index in range(6):
-                os.write(master, bursts[index])
-                fix, _ = await (first if index == 0 else anext(verdicts))
-                assert fix == reference[index]
-            # The iterator is not asked for more; the first sentence of the next epoch comes
-            # and the reader takes it off the port (a real descriptor: no event to await).
-            os.write(master, bursts[6][: bursts[6].index(b"\n") + 1])
-            while not source.unread_bytes:  # noqa: ASYNC110
-                await asyncio.sleep(0.001)
-            assert not stream.decoder.pending  # read, not decoded
-            flushed = stream.flush_pending()
-            assert source.unread_bytes == 0
-            assert stream.epochs == 7
-            assert stream.last_epoch is not None
-            assert stream.last_epoch.unix == reference[6].unix
-            assert len(flushed) == (offline.accept(stream.last_epoch) is None)
-            # The iterator goes on with the next epoch; the flushed one is not repeated.
-            os.write(master, bursts[7])
-            fix, _ = await anext(verdicts)
-            assert fix == reference[7]
-    finally:
-        await verdicts.aclose()
-        os.close(master)
-        os.close(slave)
+    bursts = bursts_of(path)
+    with stream_on_a_pty() as (master, source, stream):
+        verdicts = stream.verdicts()
+        try:
+            async with asyncio.timeout(LINE_TIMEOUT_S):
+                first = asyncio.ensure_future(anext(verdicts))
+                await until_open(source)
+                for index in range(6):
+                    os.write(master, bursts[index])
+                    fix, _ = await (first if index == 0 else anext(verdicts))
+                    assert fix == reference[index]
+                # The iterator is not asked for more; the first sentence of the next epoch comes
+                # and the reader takes it off the port (a real descriptor: no event to await).
+                os.write(master, bursts[6][: bursts[6].index(b"\n") + 1])
+                while not source.unread_bytes:  # noqa: ASYNC110
+                    await asyncio.sleep(0.001)
+                assert not stream.decoder.pending  # read, not decoded
+                flushed = stream.flush_pending()
+                assert source.unread_bytes == 0
+                assert stream.epochs == 7
+                assert stream.last_epoch is not None
+                assert stream.last_epoch.unix == reference[6].unix
+                assert len(flushed) == (offline.accept(stream.last_epoch) is None)
+                # The iterator goes on with the next epoch; the flushed one is not repeated.
+                os.write(master, bursts[7])
+                fix, _ = await anext(verdicts)
+                assert fix == reference[7]
+        finally:
+            await verdicts.aclose()
 
 
 async def test_fixes_go_straight_from_the_readable_callback_when_the_engine_can_take_them() -> None:
@@ -204,82 +226,70 @@ async def test_fixes_go_straight_from_the_readable_callback_when_the_engine_can_
     reference, _ = read_fixes(path)
     offline = FixFilter(10.0, 50.0)
     accepted = [offline.accept(fix) is None for fix in reference]
-    bursts = [b"".join(b.lines) for b in epochs(iter_log_lines(path)) if b.timed]
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    source = SerialSource(os.ttyname(slave), 9600)
-    stream = FixStream(source, FixFilter(10.0, 50.0))
-    taken: list[Fix] = []
-    yielded: list[Fix] = []
-    ready = [True]
-    stream.deliver_to(taken.append, lambda: ready[0])
+    bursts = bursts_of(path)
+    with stream_on_a_pty() as (master, source, stream):
+        taken: list[Fix] = []
+        yielded: list[Fix] = []
+        ready = [True]
+        stream.deliver_to(taken.append, lambda: ready[0])
 
-    async def iterate() -> None:
-        async for fix in stream:
-            yielded.append(fix)
+        async def iterate() -> None:
+            async for fix in stream:
+                yielded.append(fix)
 
-    reading = asyncio.create_task(iterate())
-    try:
-        async with asyncio.timeout(LINE_TIMEOUT_S):
-            while not source.present:  # noqa: ASYNC110  # open (pyserial drops what came before)
-                await asyncio.sleep(0.001)
-            for index in range(40):
-                ready[0] = not 20 <= index < 30
-                os.write(master, bursts[index])
-                # Until the epoch is closed and its fix is out (a real pty: no event to await);
-                # a yielded fix is appended in the task step that then waits for bytes again.
-                done = sum(accepted[: index + 1])
-                while stream.epochs < index + 1 or len(taken) + len(yielded) < done:  # noqa: ASYNC110
-                    await asyncio.sleep(0.001)
-        iterator_took = range(20, 30)
-        assert taken == [
-            f for i, f in enumerate(reference[:40]) if accepted[i] and i not in iterator_took
-        ]
-        assert yielded == [
-            f for i, f in enumerate(reference[:40]) if accepted[i] and i in iterator_took
-        ]
-        assert len(taken) > len(yielded) > 0
-        assert stream.decoder.stats.closed_on_quiet > 0  # the loop timer closed those
-        assert stream.decoder.stats.closed_at_cycle_end > 0
-    finally:
-        reading.cancel()
-        await asyncio.gather(reading, return_exceptions=True)
-        os.close(master)
-        os.close(slave)
+        reading = asyncio.create_task(iterate())
+        try:
+            async with asyncio.timeout(LINE_TIMEOUT_S):
+                await until_open(source)
+                for index in range(40):
+                    ready[0] = not 20 <= index < 30
+                    os.write(master, bursts[index])
+                    # Until the epoch is closed and its fix is out (a real pty: no event to await);
+                    # a yielded fix is appended in the task step that then waits for bytes again.
+                    done = sum(accepted[: index + 1])
+                    while stream.epochs < index + 1 or len(taken) + len(yielded) < done:  # noqa: ASYNC110
+                        await asyncio.sleep(0.001)
+            iterator_took = range(20, 30)
+            assert taken == [
+                f for i, f in enumerate(reference[:40]) if accepted[i] and i not in iterator_took
+            ]
+            assert yielded == [
+                f for i, f in enumerate(reference[:40]) if accepted[i] and i in iterator_took
+            ]
+            assert len(taken) > len(yielded) > 0
+            assert stream.decoder.stats.closed_on_quiet > 0  # the loop timer closed those
+            assert stream.decoder.stats.closed_at_cycle_end > 0
+        finally:
+            reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
 
 
 async def test_an_error_in_the_taker_is_raised_by_the_iterator() -> None:
     path = shared_file(*ONE_HZ)
-    bursts = [b"".join(b.lines) for b in epochs(iter_log_lines(path)) if b.timed]
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    source = SerialSource(os.ttyname(slave), 9600)
-    stream = FixStream(source, FixFilter(10.0, 50.0))
+    bursts = bursts_of(path)
+    with stream_on_a_pty() as (master, source, stream):
 
-    def broken(fix: Fix) -> None:
-        raise RuntimeError(f"cannot take {fix.unix}")
+        def broken(fix: Fix) -> None:
+            raise RuntimeError(f"cannot take {fix.unix}")
 
-    stream.deliver_to(broken)
+        stream.deliver_to(broken)
 
-    async def iterate() -> None:
-        async for _ in stream:
-            pass
+        async def iterate() -> None:
+            async for _ in stream:
+                pass
 
-    reading = asyncio.create_task(iterate())
-    try:
-        async with asyncio.timeout(LINE_TIMEOUT_S):
-            while not source.present:  # noqa: ASYNC110  # open (pyserial drops what came before)
-                await asyncio.sleep(0.001)
-            for burst in bursts[:30]:
-                os.write(master, burst)
-                await asyncio.sleep(0.01)
-                if reading.done():
-                    break
-            with pytest.raises(RuntimeError, match="cannot take"):
-                await reading
-        assert not source.present  # the iterator ended: the port was closed
-    finally:
-        reading.cancel()
-        await asyncio.gather(reading, return_exceptions=True)
-        os.close(master)
-        os.close(slave)
+        reading = asyncio.create_task(iterate())
+        try:
+            async with asyncio.timeout(LINE_TIMEOUT_S):
+                await until_open(source)
+                for burst in bursts[:30]:
+                    os.write(master, burst)
+                    await asyncio.sleep(0.01)
+                    if reading.done():
+                        break
+                with pytest.raises(RuntimeError, match="cannot take"):
+                    await reading
+            assert not source.present  # the iterator ended: the port was closed
+        finally:
+            reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
